@@ -1,0 +1,35 @@
+# The course's entry points. `make book` and `make test` are the two commands of README; both install what they
+# need into .venv first (from requirements.txt and pyproject.toml), so a fresh clone needs only Python 3.11.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv book test lint pytest clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cnnbook)" >/dev/null
+	touch $(STAMP)
+
+## Build the site into _build/html, executing every lecture notebook (profile from CNNBOOK_PROFILE, default auto).
+book: $(STAMP)
+	$(PY) -m cnnbook.book build
+
+## Lint, then the whole test suite (builds the book under the smoke profile once and checks it).
+test: lint pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
+
+pytest: $(STAMP)
+	CNNBOOK_PROFILE=smoke $(VENV)/bin/pytest
+
+clean:
+	rm -rf _build

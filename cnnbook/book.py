@@ -1,0 +1,144 @@
+"""Course tooling: build the book, keep every notebook's standard first cell in step with ``_config.yml``.
+
+``python -m cnnbook.book build`` builds the site with Jupyter Book 1 (``make book`` calls it);
+``python -m cnnbook.book set-repository URL`` moves the course to another repository address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+from . import profiles
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "_config.yml"
+BUILD = ROOT / "_build"
+CACHE = BUILD / ".jupyter_cache"
+STAMP = BUILD / ".execution-stamp.json"
+
+FIRST_CELL = """\
+# Standard first cell. On Colab: install the course helpers (Colab's own TensorFlow is kept).
+# Everywhere: seed everything, report versions and device, and pick the training profile.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "cnnbook @ git+{repository}"],
+        check=True,
+    )
+
+import cnnbook
+
+profile = cnnbook.setup()"""
+
+
+def repository_url(config: pathlib.Path = CONFIG) -> str:
+    """The repository URL set in ``_config.yml`` (the one place it is set)."""
+    match = re.search(r"^repository:\s*\n\s+url:\s*(\S+)", config.read_text(encoding="utf-8"), re.MULTILINE)
+    if not match:
+        raise ValueError(f"{config} has no repository.url")
+    return match.group(1)
+
+
+def first_cell_source(repository: str | None = None) -> str:
+    return FIRST_CELL.format(repository=repository or repository_url())
+
+
+def lecture_notebooks(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
+    return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cell_source(cell) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def set_repository(url: str, root: pathlib.Path = ROOT) -> list[pathlib.Path]:
+    """Set the repository URL in ``_config.yml`` and in every lecture notebook's first cell."""
+    if not re.fullmatch(r"https://\S+", url):
+        raise ValueError(f"expected an https:// URL, got {url!r}")
+    config = root / "_config.yml"
+    old = repository_url(config)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace(f"url: {old}", f"url: {url}", 1), encoding="utf-8")
+    changed = [config]
+    for path in lecture_notebooks(root):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        cell = nb["cells"][0]
+        source = _cell_source(cell)
+        if old in source:
+            cell["source"] = source.replace(old, url)
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+def _fingerprint(profile: profiles.Profile) -> dict:
+    """What the cached outputs depend on besides the notebooks' own code: the profile and the helpers."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "cnnbook").glob("*.py")) + [ROOT / "requirements.txt"]:
+        digest.update(path.read_bytes())
+    return {"profile": profile.name, "helpers": digest.hexdigest()}
+
+
+def build(profile_name: str | None = None, extra_args: list[str] | None = None) -> int:
+    """Build the book into ``_build/html``; returns Jupyter Book's exit status.
+
+    The execution cache is reused only when the profile and the helper library are those it was made with;
+    otherwise it is cleared and every notebook runs again.
+    """
+    profile = profiles.resolve(profile_name)
+    env = dict(os.environ, CNNBOOK_PROFILE=profile.name)
+    # Run kernels with this environment's Python even when a user-wide "python3" kernel points elsewhere.
+    env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(pathlib.Path(sys.prefix) / "share" / "jupyter"),
+                                                       env.get("JUPYTER_PATH")]))  # fmt: skip
+    env.setdefault("MPLBACKEND", "Agg")
+    env["CNNBOOK_STATIC_WIDGETS"] = "1"  # the site has no kernel: explorers show their static figures
+    fingerprint = _fingerprint(profile)
+    args = ["--all"] if not STAMP.exists() or json.loads(STAMP.read_text()) != fingerprint else []
+    if args and CACHE.exists():
+        print(f"Execution cache made with another profile or helper version: clearing {CACHE}", flush=True)
+        shutil.rmtree(CACHE)
+    print(f"Building the book with {profile.describe()}", flush=True)
+    jb = pathlib.Path(sys.executable).with_name("jupyter-book")
+    command = [str(jb), "build", str(ROOT), "-W", "--keep-going", *args, *(extra_args or [])]
+    status = subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
+    if status == 0:
+        STAMP.parent.mkdir(parents=True, exist_ok=True)
+        STAMP.write_text(json.dumps(fingerprint))
+    else:
+        print(
+            "The book build failed. Read the first error above; a notebook's traceback is in "
+            "_build/html/reports/. Fix it, then run `make book` again (executed notebooks are cached).",
+            file=sys.stderr,
+        )
+    return status
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cnnbook.book", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build the site into _build/html")
+    b.add_argument("--profile", choices=[*profiles.NAMES, "auto"], help="overrides CNNBOOK_PROFILE")
+    s = sub.add_parser("set-repository", help="set the course's repository URL everywhere")
+    s.add_argument("url")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        return build(args.profile)
+    for path in set_repository(args.url):
+        print(f"updated {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

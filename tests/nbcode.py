@@ -1,0 +1,34 @@
+"""Run the code a lecture defines, so tests check the lecture's own functions (not copies of them).
+
+Code cells tagged ``lecture-code`` hold definitions and worked-example data only (no training, no plots); tests
+execute them in a fresh namespace and call what they define.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TAG = "lecture-code"
+
+
+def tagged_sources(notebook: str | pathlib.Path, tag: str = TAG) -> list[str]:
+    path = ROOT / notebook if not pathlib.Path(notebook).is_absolute() else pathlib.Path(notebook)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    sources = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and tag in cell.get("metadata", {}).get("tags", []):
+            source = cell["source"]
+            sources.append("".join(source) if isinstance(source, list) else source)
+    if not sources:
+        raise AssertionError(f"{path.name} has no code cell tagged {tag!r}")
+    return sources
+
+
+def load_namespace(notebook: str | pathlib.Path, tag: str = TAG) -> dict:
+    """Execute the tagged cells of ``notebook`` in order and return the resulting namespace."""
+    namespace: dict = {"__name__": f"lecture_{pathlib.Path(notebook).stem}"}
+    for source in tagged_sources(notebook, tag):
+        exec(compile(source, str(notebook), "exec"), namespace)
+    return namespace

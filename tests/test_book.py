@@ -1,0 +1,66 @@
+"""The book: it builds with no warnings, every toc entry has a page, notebooks ran, Colab links are right."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+from jupyter_cache import get_cache
+
+from cnnbook import book
+
+from .test_hygiene import toc_files
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+LECTURES = book.lecture_notebooks()
+
+
+def test_book_builds_without_warnings(built_book):
+    status, log = built_book
+    assert status == 0, f"jupyter-book build failed (log in _build/book-build.log):\n{log[-6000:]}"
+    assert "Building the book with profile 'smoke'" in log
+    warnings = [line for line in log.splitlines() if "WARNING" in line]
+    assert not warnings, "\n".join(warnings[:20])
+
+
+@pytest.mark.parametrize("entry", toc_files())
+def test_every_toc_entry_has_a_page(built_book, entry):
+    page = HTML / f"{entry}.html"
+    assert page.exists(), f"no page for {entry}"
+    assert "<h1" in page.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
+def test_lecture_executed_under_smoke_without_errors(built_book, path, record_property):
+    """The book's execution is the notebook test: the cache holds a successful run of the current code."""
+    cache = get_cache(ROOT / "_build" / ".jupyter_cache")
+    try:
+        record = cache.match_cache_file(str(path))
+    except KeyError:
+        pytest.fail(f"{path.name} has no successful execution in the cache: see _build/html/reports/")
+    seconds = record.data.get("execution_seconds")
+    record_property("execution_seconds", seconds)
+    print(f"{path.name}: executed in {seconds:.1f} s under the smoke profile")
+    page = (HTML / "notebooks" / f"{path.stem}.html").read_text(encoding="utf-8")
+    assert "cell_output" in page, "the page shows no executed output"
+    assert "profile &#39;smoke&#39;" in page or "profile 'smoke'" in page, "setup() output missing"
+    assert "Traceback" not in page
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
+def test_notebook_page_has_a_correct_colab_link(built_book, path):
+    page = (HTML / "notebooks" / f"{path.stem}.html").read_text(encoding="utf-8")
+    repo = book.repository_url().removeprefix("https://github.com/")
+    expected = f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{path.name}"
+    links = set(re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page))
+    assert links == {expected}, f"Colab links on the page: {links}"
+
+
+def test_exercises_and_bibliography_render(built_book):
+    page = (HTML / "notebooks" / f"{LECTURES[0].stem}.html").read_text(encoding="utf-8")
+    assert 'class="admonition exercise"' in page or "exercise" in page
+    assert "dropdown" in page
+    references = (HTML / "book" / "references.html").read_text(encoding="utf-8")
+    assert "Rumelhart" in references

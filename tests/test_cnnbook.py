@@ -1,0 +1,216 @@
+"""The helper library: profiles, setup determinism, datasets and stand-ins, notices, plots."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import cnnbook  # noqa: E402
+from cnnbook import data, profiles, viz  # noqa: E402
+
+# --------------------------------------------------------------------------------------------------- profiles
+
+
+def test_profile_from_environment(monkeypatch):
+    monkeypatch.setenv("CNNBOOK_PROFILE", "smoke")
+    assert profiles.resolve().name == "smoke"
+    monkeypatch.setenv("CNNBOOK_PROFILE", "auto")
+    assert profiles.resolve(gpu_available=True).name == "gpu"
+    assert profiles.resolve(gpu_available=False).name == "cpu"
+    monkeypatch.setenv("CNNBOOK_PROFILE", "fast")
+    with pytest.raises(ValueError, match="smoke, cpu, gpu"):
+        profiles.resolve()
+
+
+def test_profile_budgets_cap_and_pick():
+    smoke, cpu, gpu = (profiles.PROFILES[n] for n in ("smoke", "cpu", "gpu"))
+    assert smoke.epochs(30) == 1 and cpu.epochs(30) == 3 and gpu.epochs(30) == 30
+    assert cpu.epochs(2) == 2
+    assert smoke.n_train(60_000) == 1_000 and gpu.n_train(60_000) == 60_000
+    x, y = np.arange(5000), np.arange(5000)
+    assert len(smoke.subset(x, y, "test")[0]) == 500
+    assert cpu.pick(smoke=1, cpu=2, gpu=3) == 2
+    with pytest.raises(ValueError, match="missing"):
+        cpu.pick(smoke=1, gpu=3)
+    assert "1 epoch" in smoke.describe() and "full datasets" in gpu.describe()
+
+
+# ------------------------------------------------------------------------------------------------------ setup
+
+
+def _small_fit(seed: int) -> list[np.ndarray]:
+    cnnbook.setup(seed, profile="smoke", quiet=True)
+    x = np.random.rand(64, 8).astype("float32")
+    y = (x.sum(axis=1) > 4).astype("int32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dropout(0.3), keras.layers.Dense(2, activation="softmax")])  # fmt: skip
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=16, shuffle=True, verbose=0)
+    return model.get_weights()
+
+
+def test_setup_makes_training_repeatable():
+    first, second = _small_fit(7), _small_fit(7)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    other = _small_fit(8)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other)), "a different seed must change weights"
+
+
+def test_setup_reports_versions_device_and_profile(capsys):
+    profile = cnnbook.setup(profile="cpu")
+    out = capsys.readouterr().out
+    assert profile.name == "cpu"
+    for field in ("Python", "TensorFlow", "Keras", "Device", "Seed", "Profile"):
+        assert field in out
+    assert keras.__version__ in out
+    assert "profile 'cpu'" in out
+
+
+# ------------------------------------------------------------------------------------------- datasets
+
+
+@pytest.mark.parametrize(
+    ("name", "x_shape", "y_shape"),
+    [("digits", (28, 28), ()), ("shapes", (32, 32, 3), (1,))],
+)
+def test_standins_are_deterministic_and_shaped_like_keras(name, x_shape, y_shape):
+    first, second = data.load(name), data.load(name)
+    data._digits.cache_clear()
+    data._shapes.cache_clear()
+    fresh = data.load(name)  # recomputed, not a cached object
+    for split in (0, 1):
+        x, y = first[split]
+        assert x.dtype == np.uint8 and y.dtype == np.uint8
+        assert x.shape[1:] == x_shape and y.shape[1:] == y_shape and len(x) == len(y)
+        np.testing.assert_array_equal(x, fresh[split][0])
+        np.testing.assert_array_equal(y, fresh[split][1])
+        assert x is second[split][0]
+    (x_train, y_train), (x_test, _) = first
+    assert sorted(np.unique(y_train)) == list(range(10)), "all 10 classes are present"
+    assert x_train.max() > 200 and x_train.min() == 0, "pixel range like the real data (0..255)"
+    assert not first.is_standin and first.name == name
+    flat = x_train.reshape(len(x_train), -1)
+    assert len(np.unique(flat, axis=0)) == len(flat), "no duplicated images"
+
+
+def test_digits_are_the_real_scikit_learn_digits():
+    from sklearn.datasets import load_digits
+
+    (x_train, y_train), (x_test, y_test) = data.load("digits")
+    assert len(x_train) + len(x_test) == len(load_digits().images) == 1797
+    # the 8x8 scan, scaled back down, is recovered from the 20x20 digit in the middle of the 28x28 image
+    assert x_train[:, :4].max() == 0 and x_train[:, 24:].max() == 0
+
+
+def test_xo_toy_images():
+    (x, y), (x_noisy, y_noisy) = data.load("xo")
+    assert x.shape == (18, 9, 9) and x.dtype == np.float32
+    assert set(np.unique(x)) == {-1.0, 1.0}
+    centre = np.flatnonzero(y == 0)[4]  # the unshifted X is the middle of the 3x3 shifts
+    np.testing.assert_array_equal(x[centre], data.X_IMAGE)
+    np.testing.assert_array_equal(data.X_IMAGE, data.X_IMAGE.T)  # the X is symmetric
+    assert (x_noisy != np.repeat(x, 4, axis=0)).sum(axis=(1, 2)).tolist() == [2] * len(x_noisy)
+    assert y_noisy.tolist() == np.repeat(y, 4).tolist()
+
+
+def _offline(monkeypatch, module):
+    """Make a Keras loader fail as it does on a machine without internet access."""
+
+    def fail():
+        raise Exception("URL fetch failure on https://example.invalid: [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(module, "load_data", fail)
+
+
+def test_missing_dataset_falls_back_to_standin_with_notice(monkeypatch, capsys):
+    monkeypatch.delenv("CNNBOOK_STRICT_DATA", raising=False)
+    monkeypatch.delenv("CNNBOOK_STANDIN", raising=False)
+    _offline(monkeypatch, keras.datasets.cifar10)
+    ds = data.load("cifar10")
+    out = capsys.readouterr().out
+    assert "Stand-in data: 'shapes' is used instead of 'cifar10'" in out
+    assert ds.is_standin and ds.name == "shapes" and ds.requested == "cifar10"
+    (x, y), _ = ds
+    assert x.shape[1:] == (32, 32, 3) and y.shape[1:] == (1,)
+
+
+def test_strict_mode_raises_with_instructions(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNBOOK_STRICT_DATA", "1")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    _offline(monkeypatch, keras.datasets.mnist)
+    with pytest.raises(data.DataUnavailableError) as error:
+        data.load("mnist")
+    message = str(error.value)
+    assert "python -m cnnbook.data fetch mnist" in message
+    assert str(tmp_path / "datasets" / "mnist.npz") in message
+
+
+def test_standin_switch_does_not_touch_the_network(monkeypatch, capsys):
+    monkeypatch.setenv("CNNBOOK_STANDIN", "1")
+
+    def must_not_be_called():
+        raise AssertionError("the real loader was called although CNNBOOK_STANDIN=1")
+
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", must_not_be_called)
+    ds = data.load("fashion_mnist")
+    assert ds.name == "digits" and "instead of 'fashion_mnist'" in capsys.readouterr().out
+
+
+def test_contradictory_switches_and_unknown_names(monkeypatch):
+    monkeypatch.setenv("CNNBOOK_STANDIN", "1")
+    monkeypatch.setenv("CNNBOOK_STRICT_DATA", "1")
+    with pytest.raises(ValueError, match="contradict"):
+        data.load("mnist")
+    monkeypatch.delenv("CNNBOOK_STANDIN")
+    with pytest.raises(ValueError, match="Available"):
+        data.load("imagenet")
+
+
+def test_notice_renders_as_html_box():
+    notice = cnnbook.notice.Notice("Stand-in data", "shapes <instead> of cifar10")
+    html = notice._repr_html_()
+    assert "cnnbook-notice" in html and "&lt;instead&gt;" in html
+    with pytest.raises(ValueError):
+        cnnbook.notice.Notice("t", "b", level="loud")
+
+
+def test_flowers_standin_goes_through_the_folder_loader(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNBOOK_STANDIN", "1")
+    monkeypatch.setenv("CNNBOOK_CACHE", str(tmp_path))
+    train, val = data.load("flowers", image_size=(48, 48), batch_size=16)
+    images, labels = next(iter(train))
+    assert tuple(images.shape) == (16, 48, 48, 3) and tuple(labels.shape) == (16,)
+    assert len(list(tmp_path.rglob("*.png"))) == 500
+    assert sorted(train.class_names) == train.class_names and len(train.class_names) == 5
+
+
+# ------------------------------------------------------------------------------------------------------ plots
+
+
+def test_plots_have_titles_and_labels():
+    (x, y), _ = data.load("digits")
+    fig = viz.image_grid(x[:10], y[:10], title="Digits", predictions=np.r_[y[:9], (y[9] + 1) % 10])
+    assert fig._suptitle.get_text() == "Digits"
+    red = [ax.title.get_color() for ax in fig.axes if ax.title.get_text()]
+    assert red.count("tab:red") == 1, "exactly the one wrong prediction is red"
+
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
+    fig = viz.training_curves({"run A": history, "run B": history})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss", "accuracy"]
+    assert len(fig.axes[0].lines) == 4
+
+    fig = viz.confusion_matrix([0, 1, 1, 2], [0, 1, 2, 2], ["a", "b", "c"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("0.50") == 2 and texts.count("1.00") == 2
+
+    fig = viz.feature_maps(np.random.rand(7, 7, 3), titles=["a", "b", "c"], annotate=True)
+    assert len(fig.axes[0].texts) == 49
+
+    fig = viz.filters(np.random.rand(3, 3, 3, 4))
+    assert sum(1 for ax in fig.axes if ax.images) == 4
