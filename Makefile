@@ -26,7 +26,7 @@ book: $(STAMP)
 test: lint pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
+	PATH="$(abspath $(VENV))/bin:$$PATH" pre-commit run --all-files
 
 pytest: $(STAMP)
 	CNNBOOK_PROFILE=smoke $(VENV)/bin/pytest

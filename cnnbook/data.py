@@ -133,7 +133,7 @@ def data_mode() -> str:
         return "strict: real datasets only (CNNBOOK_STRICT_DATA=1)"
     if standin:
         return "stand-ins only (CNNBOOK_STANDIN=1): digits, shapes and xo replace the real datasets"
-    return "real datasets, or an announced offline stand-in when one cannot be downloaded"
+    return "real datasets; an announced stand-in where one cannot be downloaded"
 
 
 def keras_cache_dir() -> pathlib.Path:

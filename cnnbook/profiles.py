@@ -66,8 +66,8 @@ class Profile:
         n = self.n_train(len(x)) if split == "train" else self.n_test(len(x))
         return x[:n], y[:n]
 
-    def describe(self) -> str:
-        """One line saying what this profile means for the numbers a notebook shows."""
+    def budget(self) -> str:
+        """The caps of this profile in words, e.g. ``at most 1 epoch(s), at most 1,000 training examples``."""
         caps = []
         if self.max_epochs is not None:
             caps.append(f"at most {self.max_epochs} epoch(s)")
@@ -75,8 +75,11 @@ class Profile:
             caps.append(f"at most {self.max_train_samples:,} training examples")
         if self.max_test_samples is not None:
             caps.append(f"at most {self.max_test_samples:,} test examples")
-        budget = ", ".join(caps) if caps else "full datasets and epochs"
-        return f"profile '{self.name}' ({budget}): {self.meaning}"
+        return ", ".join(caps) if caps else "full datasets and epochs"
+
+    def describe(self) -> str:
+        """One line saying what this profile means for the numbers a notebook shows."""
+        return f"profile '{self.name}' ({self.budget()}): {self.meaning}"
 
 
 PROFILES = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import textwrap
 
 from . import profiles
 
@@ -83,8 +84,14 @@ def setup(seed: int | None = None, *, profile: str | None = None, quiet: bool = 
             ("Device", device_name()),
             ("Seed", str(seed)),
             ("Data", data_mode()),
-            ("Profile", active.describe()),
+            ("Profile", f"{active.name}: {active.budget()}"),
+            ("Meaning", active.meaning),
         ]
         width = max(len(key) for key, _ in rows)
-        print("\n".join(f"{key:<{width}} : {value}" for key, value in rows))
+        lines = []
+        for key, value in rows:
+            wrapped = textwrap.wrap(value, 78) or [""]
+            lines.append(f"{key:<{width}} : {wrapped[0]}")
+            lines.extend(f"{'':<{width}}   {more}" for more in wrapped[1:])
+        print("\n".join(lines))
     return active

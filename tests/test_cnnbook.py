@@ -69,7 +69,7 @@ def test_setup_reports_versions_device_and_profile(capsys):
     for field in ("Python", "TensorFlow", "Keras", "Device", "Seed", "Profile"):
         assert field in out
     assert keras.__version__ in out
-    assert "profile 'cpu'" in out
+    assert "Profile    : cpu: at most 3 epoch(s)" in out
 
 
 # ------------------------------------------------------------------------------------------- datasets
