@@ -5,10 +5,14 @@ stand-ins) and :mod:`cnnbook.viz` for plots. This package teaches and plots; it 
 students write in the graded assignments.
 """
 
-from . import data, profiles, viz
-from .notice import announce
-from .profiles import Profile
-from .runtime import device_name, seed_everything, setup
+from .runtime import _prepare_environment
+
+_prepare_environment()  # before anything imports TensorFlow: Keras backend, quiet C++ logs
+
+from . import data, profiles, training, viz  # noqa: E402
+from .notice import announce  # noqa: E402
+from .profiles import Profile  # noqa: E402
+from .runtime import device_name, seed_everything, setup  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["Profile", "announce", "data", "device_name", "profiles", "seed_everything", "setup", "viz"]
+__all__ = ["Profile", "announce", "data", "device_name", "profiles", "seed_everything", "setup", "training", "viz"]

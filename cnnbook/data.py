@@ -183,7 +183,6 @@ def load(name: str, **kwargs) -> Dataset:
 
 
 def _load_real(name: str, **kwargs) -> Dataset:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     if name == "flowers":
