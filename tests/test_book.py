@@ -59,9 +59,14 @@ def test_notebook_page_has_a_correct_colab_link(built_book, path):
     assert links == {expected}, f"Colab links on the page: {links}"
 
 
-def test_exercises_and_bibliography_render(built_book):
-    page = (HTML / "notebooks" / f"{LECTURES[0].stem}.html").read_text(encoding="utf-8")
-    assert 'class="admonition exercise"' in page or "exercise" in page
-    assert "dropdown" in page
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
+def test_exercises_render_with_dropdown_solutions(built_book, path):
+    page = (HTML / "notebooks" / f"{path.stem}.html").read_text(encoding="utf-8")
+    exercises = page.count('class="exercise admonition"')
+    solutions = page.count('class="solution dropdown admonition"')
+    assert exercises >= 3 and solutions == exercises, (exercises, solutions)
+
+
+def test_bibliography_renders(built_book):
     references = (HTML / "book" / "references.html").read_text(encoding="utf-8")
-    assert "Rumelhart" in references
+    assert "Rumelhart" in references and "Learning representations by back-propagating errors" in references
