@@ -102,7 +102,6 @@ def build(profile_name: str | None = None, extra_args: list[str] | None = None) 
     # Run kernels with this environment's Python even when a user-wide "python3" kernel points elsewhere.
     env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(pathlib.Path(sys.prefix) / "share" / "jupyter"),
                                                        env.get("JUPYTER_PATH")]))  # fmt: skip
-    env.setdefault("MPLBACKEND", "Agg")
     env["CNNBOOK_STATIC_WIDGETS"] = "1"  # the site has no kernel: explorers show their static figures
     fingerprint = _fingerprint(profile)
     args = ["--all"] if not STAMP.exists() or json.loads(STAMP.read_text()) != fingerprint else []
