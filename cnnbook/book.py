@@ -1,4 +1,4 @@
-"""Course tooling: build the book, keep every notebook's standard first cell in step with ``_config.yml``.
+"""Course tooling: build the book, keep every notebook's standard cell in step with ``_config.yml``.
 
 ``python -m cnnbook.book build`` builds the site with Jupyter Book 1 (``make book`` calls it);
 ``python -m cnnbook.book set-repository URL`` moves the course to another repository address.
@@ -58,6 +58,11 @@ def lecture_notebooks(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def first_code_cell(nb: dict) -> dict:
+    """The standard cell: the first code cell, right after the title cell."""
+    return next(cell for cell in nb["cells"] if cell["cell_type"] == "code")
+
+
 def _cell_source(cell) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else source
@@ -74,7 +79,7 @@ def set_repository(url: str, root: pathlib.Path = ROOT) -> list[pathlib.Path]:
     changed = [config]
     for path in lecture_notebooks(root):
         nb = json.loads(path.read_text(encoding="utf-8"))
-        cell = nb["cells"][0]
+        cell = first_code_cell(nb)
         source = _cell_source(cell)
         if old in source:
             cell["source"] = source.replace(old, url)

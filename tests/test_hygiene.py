@@ -58,23 +58,26 @@ def test_notebook_is_committed_clean(path):
 
 
 @pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
-def test_lecture_starts_with_the_standard_cell(path):
-    first = load(path)["cells"][0]
-    assert first["cell_type"] == "code"
-    assert source(first) == book.first_cell_source(), (
-        "the first cell must be cnnbook.book.FIRST_CELL with the repository URL of _config.yml; "
+def test_lecture_starts_with_its_title_then_the_standard_cell(path):
+    cells = load(path)["cells"]
+    assert cells[0]["cell_type"] == "markdown"
+    title = source(cells[0]).strip()
+    assert re.fullmatch(rf"# {path.stem[:2]} · \S.*", title), f"cell 0 must be '# NN · Title', not {title[:40]!r}"
+    assert cells[1]["cell_type"] == "code", "the standard cell comes right after the title"
+    assert source(cells[1]) == book.first_cell_source(), (
+        "the standard cell must be cnnbook.book.FIRST_CELL with the repository URL of _config.yml; "
         "run `python -m cnnbook.book set-repository URL` after changing the URL"
     )
+    assert "hide-input" in cells[1].get("metadata", {}).get("tags", []), "the site folds the set-up code"
 
 
 @pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
 def test_lecture_has_the_frame(path):
     cells = load(path)["cells"]
-    header = source(cells[1])
-    assert cells[1]["cell_type"] == "markdown"
-    assert re.match(rf"# {path.stem[:2]} · \S", header), "cell 1 must start with '# NN · Title'"
-    assert "## What you will learn" in header
-    assert re.search(r"\*\*Time:\*\* about \d+ minutes", header)
+    intro = source(cells[2])
+    assert cells[2]["cell_type"] == "markdown"
+    assert "## What you will learn" in intro
+    assert re.search(r"\*\*Time:\*\* about \d+ minutes", intro)
     markdown = "\n".join(source(c) for c in cells if c["cell_type"] == "markdown")
     assert "## Summary" in markdown
     assert "## Exercises" in markdown
@@ -117,4 +120,4 @@ def test_set_repository_moves_config_and_every_first_cell(tmp_path):
     assert book.repository_url(tmp_path / "_config.yml") == new
     assert len(changed) == 1 + len(LECTURES)
     for path in book.lecture_notebooks(tmp_path):
-        assert source(load(path)["cells"][0]) == book.first_cell_source(new)
+        assert source(book.first_code_cell(load(path))) == book.first_cell_source(new)
