@@ -91,7 +91,7 @@ def setup(seed: int | None = None, *, profile: str | None = None, quiet: bool = 
         width = max(len(key) for key, _ in rows)
         lines = []
         for key, value in rows:
-            wrapped = textwrap.wrap(value, 78) or [""]
+            wrapped = textwrap.wrap(value, 62) or [""]
             lines.append(f"{key:<{width}} : {wrapped[0]}")
             lines.extend(f"{'':<{width}}   {more}" for more in wrapped[1:])
         print("\n".join(lines))
