@@ -100,8 +100,11 @@ class Dataset(tuple):
         return self
 
     def describe(self) -> str:
-        (x_train, _), (x_test, _) = self
-        size = f"{len(x_train):,} train / {len(x_test):,} test"
+        train, test = self
+        if isinstance(train, tuple):
+            size = f"{len(train[0]):,} train / {len(test[0]):,} test"
+        else:  # tf.data datasets of batches (flowers): count the files they were read from
+            size = f"{len(train.file_paths):,} train / {len(test.file_paths):,} validation images"
         if self.is_standin:
             return f"{self.name} (stand-in for {self.requested}), {size}"
         return f"{self.name}, {size}"

@@ -6,13 +6,12 @@ to the notebook's copies cannot make a wrong value pass.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import pytest
 
-from tests.nbcode import ROOT, load_namespace
+from tests.nbcode import load_namespace
 
 NOTEBOOK = "notebooks/02_convolution.ipynb"
 
@@ -61,27 +60,6 @@ def _cut(values) -> np.ndarray:
 @pytest.fixture(scope="module")
 def ns():
     return load_namespace(NOTEBOOK)
-
-
-def test_notebook_is_clean_and_framed():
-    nb = json.loads((ROOT / NOTEBOOK).read_text(encoding="utf-8"))
-    assert nb["metadata"] == {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    }
-    from cnnbook.book import first_cell_source
-
-    assert "".join(nb["cells"][0]["source"]) == first_cell_source()
-    assert "".join(nb["cells"][1]["source"]).startswith("# 02 · Convolution")
-    for cell in nb["cells"]:
-        assert set(cell.get("metadata", {})) <= {"tags"}
-        if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None
-    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-    for n in (1, 2, 3):
-        assert f":label: 02_convolution-ex{n}" in text and f"{{solution}} 02_convolution-ex{n}" in text
-    for key in ("lecun1998", "dumoulin2016", "goodfellow2016"):
-        assert f"{{cite}}`{key}`" in text
 
 
 def test_seed_examples_32_and_36(ns):

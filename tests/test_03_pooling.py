@@ -3,7 +3,6 @@ the pooling explorer builds and draws."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import matplotlib
@@ -18,7 +17,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tests.nbcode import ROOT, load_namespace  # noqa: E402
+from tests.nbcode import load_namespace  # noqa: E402
 
 NOTEBOOK = "notebooks/03_pooling.ipynb"
 
@@ -137,26 +136,6 @@ def test_max_pooling_gradient_routes_to_maxima(lecture):
     expected = np.zeros((4, 4))
     expected[1, 1], expected[1, 3], expected[2, 0], expected[3, 2] = 1, 2, 3, 4
     np.testing.assert_array_equal(grad, expected)
-
-
-def test_notebook_frame():
-    nb = json.loads((ROOT / NOTEBOOK).read_text(encoding="utf-8"))
-    from cnnbook.book import first_cell_source
-
-    assert nb["metadata"] == {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    }
-    source = lambda cell: "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-    assert source(nb["cells"][0]) == first_cell_source()
-    assert source(nb["cells"][1]).startswith("# 03 · Pooling")
-    for cell in nb["cells"]:
-        assert set(cell["metadata"]) <= {"tags"}
-        if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None
-    text = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
-    for n in (1, 2, 3):
-        assert f":label: 03_pooling-ex{n}" in text and f"{{solution}} 03_pooling-ex{n}" in text
 
 
 # ------------------------------------------------------------------------------------------------ the explorer

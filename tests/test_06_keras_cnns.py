@@ -4,7 +4,6 @@ trained."""
 
 from __future__ import annotations
 
-import json
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -14,7 +13,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from tests.nbcode import ROOT, load_namespace  # noqa: E402
+from tests.nbcode import load_namespace  # noqa: E402
 
 NOTEBOOK = "notebooks/06_keras_cnns.ipynb"
 
@@ -219,26 +218,3 @@ def test_pipeline_decodes_normalizes_and_shuffles(lecture, options):
         assert sorted(y) == list(range(50))
         epochs.append(y)
     assert list(epochs[0]) != list(epochs[1])  # reshuffled each epoch, also after the cache
-
-
-def test_notebook_frame():
-    nb = json.loads((ROOT / NOTEBOOK).read_text(encoding="utf-8"))
-    from cnnbook.book import first_cell_source
-
-    assert nb["metadata"] == {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    }
-    source = lambda cell: "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-    assert source(nb["cells"][0]).strip() == "# 06 · CNNs in Keras"
-    assert source(nb["cells"][1]) == first_cell_source()
-    assert "## What you will learn" in source(nb["cells"][2])
-    for cell in nb["cells"]:
-        assert set(cell["metadata"]) <= {"tags"}
-        if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None
-    text = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
-    for n in (1, 2, 3):
-        assert f":label: 06_keras_cnns-ex{n}" in text and f"{{solution}} 06_keras_cnns-ex{n}" in text
-    for key in ("lecun1998", "krizhevsky2012", "geron2022"):
-        assert f"{{cite}}`{key}`" in text

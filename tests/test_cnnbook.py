@@ -183,7 +183,9 @@ def test_notice_renders_as_html_box():
 def test_flowers_standin_goes_through_the_folder_loader(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNBOOK_STANDIN", "1")
     monkeypatch.setenv("CNNBOOK_CACHE", str(tmp_path))
-    train, val = data.load("flowers", image_size=(48, 48), batch_size=16)
+    ds = data.load("flowers", image_size=(48, 48), batch_size=16)
+    train, val = ds
+    assert ds.describe() == "shapes (stand-in for flowers), 400 train / 100 validation images"
     images, labels = next(iter(train))
     assert tuple(images.shape) == (16, 48, 48, 3) and tuple(labels.shape) == (16,)
     assert len(list(tmp_path.rglob("*.png"))) == 500

@@ -52,6 +52,8 @@ def test_notebook_is_committed_clean(path):
         if cell["cell_type"] == "code":
             assert cell.get("outputs") == [], f"cell {i} has outputs: clear them before committing"
             assert cell.get("execution_count") is None, f"cell {i} has an execution count"
+    ids = [cell.get("id") for cell in nb["cells"]]
+    assert None not in ids and len(set(ids)) == len(ids), "cell ids must exist and be unique"
     assert nb["metadata"].get("kernelspec", {}).get("name") == "python3"
     extra = set(nb["metadata"]) - {"kernelspec", "language_info", "nbgrader"}
     assert not extra, f"machine-specific notebook metadata: {sorted(extra)}"
