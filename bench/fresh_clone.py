@@ -29,6 +29,19 @@ def timed(command: list[str], cwd: pathlib.Path, env: dict) -> tuple[float, int]
     return time.perf_counter() - start, status
 
 
+def notebook_seconds(clone: pathlib.Path) -> dict:
+    """Each notebook's execution time in the clone's execution cache (the last profile built)."""
+    python = clone / ".venv" / "bin" / "python"
+    code = (
+        "import json; from jupyter_cache import get_cache; "
+        "c = get_cache('_build/.jupyter_cache'); "
+        "print(json.dumps({r.uri.rsplit('/', 1)[-1]: round(r.data.get('execution_seconds', 0), 1) "
+        "for r in c.list_cache_records()}))"
+    )
+    out = subprocess.run([str(python), "-c", code], cwd=clone, capture_output=True, text=True, check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-500:]}
+
+
 def machine() -> dict:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpus": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version(),
@@ -47,6 +60,7 @@ def main() -> int:
         env["CNNBOOK_PROFILE"] = args.profile
         test_s, test_status = timed(["make", "test"], clone, env)
         book_s, book_status = timed(["make", "book"], clone, env)
+        notebooks = notebook_seconds(clone)
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
@@ -56,6 +70,7 @@ def main() -> int:
         "make_test_status": test_status,
         "make_book_after_test_seconds": round(book_s, 1),
         "make_book_status": book_status,
+        "notebook_execution_seconds": notebooks,
     }
     history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     history.append(record)
