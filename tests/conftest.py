@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
-import pathlib
-import subprocess
-import sys
 
-import pytest
+# Before any test module imports Keras or Matplotlib: the TensorFlow backend, quiet C++ logs, and a Matplotlib
+# backend that needs no display. (Not through MPLBACKEND: the book build's kernels must keep inline figures.)
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import pathlib  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD_LOG = ROOT / "_build" / "book-build.log"

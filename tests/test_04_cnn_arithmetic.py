@@ -7,18 +7,13 @@ stated in the source lectures or read from a real Keras layer or model built her
 from __future__ import annotations
 
 import math
-import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+import keras
 import numpy as np
 import pytest
+from keras import layers
 
-keras = pytest.importorskip("keras")
-from keras import layers  # noqa: E402
-
-from tests.nbcode import load_namespace  # noqa: E402
+from tests.nbcode import load_namespace
 
 NOTEBOOK = "notebooks/04_cnn_arithmetic.ipynb"
 

@@ -5,16 +5,12 @@ penalties, optimizer update rules and learning-rate schedules. No long training.
 from __future__ import annotations
 
 import math
-import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
+import pytest
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from tests.nbcode import load_namespace  # noqa: E402
+from tests.nbcode import load_namespace
 
 NOTEBOOK = "notebooks/05_training_deep_nets.ipynb"
 

@@ -4,16 +4,11 @@ trained."""
 
 from __future__ import annotations
 
-import os
+import keras
+import numpy as np
+import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from tests.nbcode import load_namespace  # noqa: E402
+from tests.nbcode import load_namespace
 
 NOTEBOOK = "notebooks/06_keras_cnns.ipynb"
 

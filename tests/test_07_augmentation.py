@@ -3,21 +3,13 @@ lecture says; the augmentation explorer builds and draws."""
 
 from __future__ import annotations
 
-import os
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import tensorflow as tf
 
-import matplotlib
-
-matplotlib.use("Agg")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from tests.nbcode import load_namespace  # noqa: E402
+from tests.nbcode import load_namespace
 
 NOTEBOOK = "notebooks/07_augmentation.ipynb"
 

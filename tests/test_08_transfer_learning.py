@@ -6,17 +6,11 @@ architecture (2,048 features, one BN moving mean and variance per channel), not 
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from tests.nbcode import load_namespace  # noqa: E402
+from tests.nbcode import load_namespace
 
 NOTEBOOK = "notebooks/08_transfer_learning.ipynb"
 N_CLASSES = 3

@@ -3,16 +3,11 @@ lecture give maps of the right shape and sign, and the right answer on hand-buil
 
 from __future__ import annotations
 
-import os
+import keras
+import numpy as np
+import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from tests.nbcode import load_namespace  # noqa: E402
+from tests.nbcode import load_namespace
 
 NOTEBOOK = "notebooks/09_what_cnns_learn.ipynb"
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import matplotlib
+import keras
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import cnnbook  # noqa: E402
-from cnnbook import data, profiles, viz  # noqa: E402
+import cnnbook
+from cnnbook import data, profiles, viz
 
 # --------------------------------------------------------------------------------------------------- profiles
 
