@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .runtime import _prepare_environment
 from .widgets import show
 
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
@@ -91,7 +90,6 @@ def describe_layer(name: str, setting: AugmentSetting, size: tuple[int, int] | N
 
 def _random_layers(setting: AugmentSetting, only: str | None = None) -> list:
     """Keras random layers for ``setting`` (all of them, or ``only`` the one named), seeded from the setting."""
-    _prepare_environment()
     import keras
 
     L = keras.layers

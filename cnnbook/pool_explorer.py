@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .runtime import _prepare_environment
 from .widgets import show
 
 SEED_GRID = np.array([[1, 1, 2, 4], [5, 6, 3, 8], [3, 2, 0, 1], [1, 2, 7, 5]], dtype=np.float32)
@@ -30,7 +29,6 @@ def keras_pool(x, kind: str = "max", window: int = 2, stride: int = 2, padding: 
 
     The output may have zero rows or columns (a window larger than the input with ``valid`` padding).
     """
-    _prepare_environment()
     import keras
 
     if kind not in KINDS:
@@ -49,7 +47,6 @@ def window_corners(shape, window: int, stride: int, padding: str) -> np.ndarray:
     Read off TensorFlow's ``tf.image.extract_patches`` applied to an image of cell numbers, so the windows are
     exactly those TensorFlow pools over; corners are negative where ``same`` padding adds cells above or left.
     """
-    _prepare_environment()
     import tensorflow as tf
 
     rows, cols = shape

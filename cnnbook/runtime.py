@@ -25,7 +25,6 @@ def _prepare_environment() -> None:
 
 def seed_everything(seed: int = DEFAULT_SEED, *, deterministic_ops: bool = True) -> None:
     """Seed Python's ``random``, NumPy and TensorFlow; optionally make TensorFlow's ops deterministic."""
-    _prepare_environment()
     import numpy as np
 
     random.seed(seed)
@@ -40,7 +39,6 @@ def seed_everything(seed: int = DEFAULT_SEED, *, deterministic_ops: bool = True)
 
 def device_name() -> str:
     """The GPU's name when TensorFlow sees one, otherwise the CPU with its core count."""
-    _prepare_environment()
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -61,7 +59,6 @@ def setup(seed: int | None = None, *, profile: str | None = None, quiet: bool = 
     determinism is left off (some GPU kernels have no deterministic form and it costs speed); on a CPU two runs
     with the same seed give identical weights.
     """
-    _prepare_environment()
     import keras
     import numpy as np
     import tensorflow as tf

@@ -3,7 +3,9 @@ the pooling explorer builds and draws."""
 
 from __future__ import annotations
 
+import ipywidgets
 import keras
+import matplotlib.figure
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -177,5 +179,8 @@ def test_explore_pooling_shows(monkeypatch, static):
 
     monkeypatch.setenv("CNNBOOK_STATIC_WIDGETS", static)
     shown = pool_explorer.explore_pooling()
-    assert shown is not None
+    if static:
+        assert isinstance(shown, matplotlib.figure.Figure) and shown.axes, "static mode shows the figure"
+    else:
+        assert isinstance(shown, ipywidgets.Widget), "a kernel gets the live widget"
     plt.close("all")
