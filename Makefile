@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv book test lint pytest clean
+.PHONY: venv book release test lint pytest clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,16 @@ $(STAMP): requirements.txt pyproject.toml
 ## Build the site into _build/html, executing every lecture notebook (profile from CNNBOOK_PROFILE, default auto).
 book: $(STAMP)
 	$(PY) -m cnnbook.book build
+
+## Generate the student versions release/<a>/<a>.ipynb from source/ with nbgrader (no gradebook is written).
+## Commit the result: Colab opens release/, and a test fails when it differs from what this target makes.
+ASSIGNMENTS := $(patsubst source/%/,%,$(wildcard source/a[0-9]_*/))
+release: $(STAMP)
+	@for a in $(ASSIGNMENTS); do \
+	  PATH="$(abspath $(VENV))/bin:$$PATH" nbgrader generate_assignment $$a --force --no-db --log-level=WARN \
+	    || exit 1; \
+	  echo "release/$$a/$$a.ipynb"; \
+	done
 
 ## Lint, then the whole test suite (builds the book under the smoke profile once and checks it).
 test: lint pytest

@@ -58,6 +58,11 @@ def lecture_notebooks(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def assignment_sources(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
+    """The nbgrader instructor notebooks ``source/aN_topic/aN_topic.ipynb``."""
+    return sorted(p for p in (root / "source").glob("a[0-9]_*/a[0-9]_*.ipynb") if p.stem == p.parent.name)
+
+
 def first_code_cell(nb: dict) -> dict:
     """The standard cell: the first code cell, right after the title cell."""
     return next(cell for cell in nb["cells"] if cell["cell_type"] == "code")
@@ -69,7 +74,10 @@ def _cell_source(cell) -> str:
 
 
 def set_repository(url: str, root: pathlib.Path = ROOT) -> list[pathlib.Path]:
-    """Set the repository URL in ``_config.yml`` and in every lecture notebook's first cell."""
+    """Set the repository URL in ``_config.yml`` and in the first cell of every lecture and assignment source.
+
+    The student versions in ``release/`` are generated: run ``make release`` afterwards.
+    """
     if not re.fullmatch(r"https://\S+", url):
         raise ValueError(f"expected an https:// URL, got {url!r}")
     config = root / "_config.yml"
@@ -77,7 +85,7 @@ def set_repository(url: str, root: pathlib.Path = ROOT) -> list[pathlib.Path]:
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace(f"url: {old}", f"url: {url}", 1), encoding="utf-8")
     changed = [config]
-    for path in lecture_notebooks(root):
+    for path in lecture_notebooks(root) + assignment_sources(root):
         nb = json.loads(path.read_text(encoding="utf-8"))
         cell = first_code_cell(nb)
         source = _cell_source(cell)
@@ -141,6 +149,7 @@ def main(argv=None) -> int:
         return build(args.profile)
     for path in set_repository(args.url):
         print(f"updated {path.relative_to(ROOT)}")
+    print("Now run `make release` to regenerate the student versions of the assignments, then commit.")
     return 0
 
 

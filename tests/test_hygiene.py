@@ -117,9 +117,13 @@ def test_set_repository_moves_config_and_every_first_cell(tmp_path):
     (tmp_path / "_config.yml").write_text((ROOT / "_config.yml").read_text())
     for path in LECTURES:
         (tmp_path / "notebooks" / path.name).write_text(path.read_text())
+    sources = book.assignment_sources()
+    for path in sources:
+        (tmp_path / "source" / path.parent.name).mkdir(parents=True)
+        (tmp_path / "source" / path.parent.name / path.name).write_text(path.read_text())
     new = "https://github.com/example-university/cnn-course"
     changed = book.set_repository(new, root=tmp_path)
     assert book.repository_url(tmp_path / "_config.yml") == new
-    assert len(changed) == 1 + len(LECTURES)
-    for path in book.lecture_notebooks(tmp_path):
+    assert len(changed) == 1 + len(LECTURES) + len(sources)
+    for path in book.lecture_notebooks(tmp_path) + book.assignment_sources(tmp_path):
         assert source(book.first_code_cell(load(path))) == book.first_cell_source(new)
