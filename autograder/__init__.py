@@ -1,0 +1,1 @@
+"""The grading pipeline of the course (see README.md)."""
