@@ -118,17 +118,19 @@ def build(profile_name: str | None = None, extra_args: list[str] | None = None) 
     env["CNNBOOK_STATIC_WIDGETS"] = "1"  # the site has no kernel: explorers show their static figures
     fingerprint = _fingerprint(profile)
     args = ["--all"] if not STAMP.exists() or json.loads(STAMP.read_text()) != fingerprint else []
-    if args and CACHE.exists():
-        print(f"Execution cache made with another profile or helper version: clearing {CACHE}", flush=True)
-        shutil.rmtree(CACHE)
+    if args:
+        if CACHE.exists():
+            print(f"Execution cache made with another profile or helper version: clearing {CACHE}", flush=True)
+            shutil.rmtree(CACHE)
+        # From here on the cache only receives executions under this fingerprint, so a build that fails (say, on
+        # one warning) keeps what it executed for the next one.
+        STAMP.parent.mkdir(parents=True, exist_ok=True)
+        STAMP.write_text(json.dumps(fingerprint))
     print(f"Building the book with {profile.describe()}", flush=True)
     jb = pathlib.Path(sys.executable).with_name("jupyter-book")
     command = [str(jb), "build", str(ROOT), "-W", "--keep-going", *args, *(extra_args or [])]
     status = subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
-    if status == 0:
-        STAMP.parent.mkdir(parents=True, exist_ok=True)
-        STAMP.write_text(json.dumps(fingerprint))
-    else:
+    if status != 0:
         print(
             "The book build failed. Read the first error above; a notebook's traceback is in "
             "_build/html/reports/. Fix it, then run `make book` again (executed notebooks are cached).",
