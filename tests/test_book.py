@@ -77,3 +77,41 @@ def test_exercises_render_with_dropdown_solutions(built_book, path):
 def test_bibliography_renders(built_book):
     references = (HTML / "book" / "references.html").read_text(encoding="utf-8")
     assert "Rumelhart" in references and "Learning representations by back-propagating errors" in references
+
+
+RELEASES = sorted((ROOT / "release").glob("a[0-9]_*/a[0-9]_*.ipynb"))
+
+
+def test_every_student_version_is_in_the_assignments_part():
+    files = toc_files()
+    assert "book/assignments" in files
+    for path in RELEASES:
+        assert f"release/{path.parent.name}/{path.stem}" in files, f"{path.name} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("path", RELEASES, ids=lambda p: p.name)
+def test_assignment_page_shows_the_student_version_unexecuted_with_its_colab_link(built_book, path):
+    page = (HTML / "release" / path.parent.name / f"{path.stem}.html").read_text(encoding="utf-8")
+    repo = book.repository_url().removeprefix("https://github.com/")
+    expected = f"https://colab.research.google.com/github/{repo}/blob/main/release/{path.parent.name}/{path.name}"
+    links = set(re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page))
+    assert links == {expected}, f"Colab links on the page: {links}"
+    assert "YOUR CODE HERE" in page and "NotImplementedError" in page
+    assert "cell_output" not in page, "student versions are shown, not executed"
+    assert "HIDDEN TESTS" not in page and "BEGIN SOLUTION" not in page
+    cache = get_cache(ROOT / "_build" / ".jupyter_cache")
+    with pytest.raises(KeyError):
+        cache.match_cache_file(str(path))
+
+
+def test_assignments_page_lists_every_assignment_with_its_points(built_book):
+    from tests import assignment_harness as harness
+
+    table = (ROOT / "book" / "assignments.md").read_text(encoding="utf-8")
+    assert (HTML / "book" / "assignments.html").exists()
+    for path in RELEASES:
+        row = next((line for line in table.splitlines() if f"../release/{path.stem}/{path.stem}>" in line), None)
+        assert row, f"{path.stem} is not in the table of book/assignments.md"
+        said = int(row.strip(" |").split("|")[-1])
+        points = sum(harness.test_points(harness.read(harness.source_path(path.stem))).values())
+        assert said == points, f"{path.stem}: book/assignments.md says {said} points, the notebook gives {points}"
