@@ -49,9 +49,16 @@ class WrongAnswer:
         return f"wrong_{self.name}"
 
 
-def wrong_answers(assignment: str) -> list[WrongAnswer]:
+def wrong_answers(assignment: str, full: bool | None = None) -> list[WrongAnswer]:
+    """The assignment's wrong answers: all of them when ``full`` (default: ``CNNBOOK_FULL_CORPUS=1``), otherwise
+    without those its file lists in ``FULL_CORPUS_ONLY``."""
     module = importlib.import_module(f"tests.wrong_answers.{assignment}")
-    return list(module.WRONG_ANSWERS)
+    answers = list(module.WRONG_ANSWERS)
+    if full is None:
+        full = os.environ.get("CNNBOOK_FULL_CORPUS") == "1"
+    if full:
+        return answers
+    return [a for a in answers if a.name not in getattr(module, "FULL_CORPUS_ONLY", set())]
 
 
 # ----------------------------------------------------------------------------------------------- notebook reading
@@ -306,7 +313,7 @@ def _main(argv=None) -> int:
     problems = frame_problems(args.assignment, source)
     print("frame:", "ok" if not problems else "\n  " + "\n  ".join(problems))
     ok &= not problems
-    answers = wrong_answers(args.assignment)
+    answers = wrong_answers(args.assignment, full=True)
     if args.only:
         answers = [a for a in answers if a.name == args.only]
         if not answers:
