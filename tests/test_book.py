@@ -97,7 +97,7 @@ def test_assignment_page_shows_the_student_version_unexecuted_with_its_colab_lin
     links = set(re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page))
     assert links == {expected}, f"Colab links on the page: {links}"
     assert "YOUR CODE HERE" in page and "NotImplementedError" in page
-    assert "cell_output" not in page, "student versions are shown, not executed"
+    assert 'class="cell_output' not in page, "student versions are shown, not executed"
     assert "HIDDEN TESTS" not in page and "BEGIN SOLUTION" not in page
     cache = get_cache(ROOT / "_build" / ".jupyter_cache")
     with pytest.raises(KeyError):
