@@ -1,0 +1,254 @@
+"""``autograder export [ASSIGNMENT ...]``: the grades as CSV and JSON, one row per student.
+
+Scores come from nbgrader's gradebook, so grades an instructor entered by hand (formgrader) count; the grader's
+records add the status (graded, failed, needs manual grading), the reason a submission failed and the repairs made
+to it. Per assignment:
+
+- ``exports/<assignment>.csv``: student, status, one column per part of the assignment (the source notebook's
+  ``## Part X: title (N points)`` headings group the graded cells below them; an assignment without such
+  headings gets one column per graded cell), total (after any late penalty), max, late (seconds past the due
+  date, blank when on time) and notes. A failed submission's scores are blank.
+- ``exports/<assignment>.json``: the same and more (every graded cell's automatic and manual score).
+
+and ``exports/grades.csv``: one row per student, one column per exported assignment's total.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import re
+
+import nbformat
+from rich.table import Table
+
+from . import grading
+from .course import Course, CourseError
+
+PART = re.compile(r"^## Part ([A-Z]): (.+) \((\d+) points?\)\s*$", re.MULTILINE)
+NEEDS_MANUAL = "needs manual grading"
+MISSING = "not in gradebook"
+FIXED = ["student", "status"]
+TAIL = ["total", "max", "late", "notes"]
+
+
+@dataclasses.dataclass
+class Column:
+    """A group of graded cells exported as one score."""
+
+    name: str  # "Part A", or a grade id when the notebook has no parts
+    title: str
+    grade_ids: list[str]
+    points: float
+
+    @property
+    def header(self) -> str:
+        return f"{self.name} ({self.points:g})"
+
+
+def columns(source_nb) -> list[Column]:
+    """The score columns of an assignment, from its source notebook (graded cells in notebook order)."""
+    parts: list[Column] = []
+    loose: list[Column] = []  # graded cells above the first part heading
+    current = None
+    for cell in source_nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+        if cell.cell_type == "markdown":
+            for letter, title, _ in PART.findall(cell.source):
+                current = Column(f"Part {letter}", title.strip(), [], 0.0)
+                parts.append(current)
+        if meta.get("grade") or meta.get("task"):
+            points = float(meta.get("points") or 0.0)
+            if current is None:
+                loose.append(Column(meta["grade_id"], "", [meta["grade_id"]], points))
+            else:
+                current.grade_ids.append(meta["grade_id"])
+                current.points += points
+    return loose + [p for p in parts if p.grade_ids]
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{float(value):g}"
+
+
+def collect(course: Course, assignment: str) -> dict:
+    """Everything exported for one assignment, as JSON-ready data (what ``<assignment>.json`` holds)."""
+    from nbgrader.api import MissingEntry
+
+    source = nbformat.read(course.source_notebook(assignment), as_version=4)
+    cols = columns(source)
+    points = {gid: 0.0 for col in cols for gid in col.grade_ids}
+    for cell in source.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+        if meta.get("grade") or meta.get("task"):
+            points[meta["grade_id"]] = float(meta.get("points") or 0.0)
+    max_score = sum(points.values())
+    records = grading.records(course, assignment)
+    students = []
+    with course.gradebook() as gradebook:
+        try:
+            submissions = {s.student_id: s for s in gradebook.find_assignment(assignment).submissions}
+        except MissingEntry:
+            submissions = {}
+        for student in sorted(set(records) | set(submissions)):
+            record, submitted = records.get(student), submissions.get(student)
+            entry = {
+                "student": student,
+                "status": "",
+                "total": None,
+                "max": max_score,
+                "parts": {col.header: None for col in cols},
+                "tests": {},
+                "late_seconds": None,
+                "late_penalty": None,
+                "timestamp": None,
+                "reason": record.reason if record else "",
+                "repairs": list(record.repairs) if record else [],
+                "notes": list(record.notes) if record else [],
+                "graded_at": record.graded_at if record else "",
+            }
+            notebook = None
+            if submitted is not None and not (record and record.status == grading.FAILED):
+                try:
+                    notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+                except MissingEntry:
+                    notebook = None
+            if record is not None and record.status == grading.FAILED:
+                entry["status"] = grading.FAILED
+            elif notebook is None:
+                entry["status"] = MISSING
+                entry["notes"].append(
+                    f"graded, but the gradebook holds no scores for it: run `autograder grade {assignment} "
+                    f"--force --student {student}`"
+                )
+            else:
+                grades = {g.name: g for g in notebook.grades}
+                for gid, available in points.items():
+                    grade = grades.get(gid)
+                    entry["tests"][gid] = {
+                        "score": float(grade.score) if grade else 0.0,
+                        "points": available,
+                        "auto_score": grade.auto_score if grade else None,
+                        "manual_score": grade.manual_score if grade else None,
+                        "extra_credit": grade.extra_credit if grade else None,
+                        "needs_manual_grade": bool(grade.needs_manual_grade) if grade else True,
+                    }
+                manual = [gid for gid, t in entry["tests"].items() if t["needs_manual_grade"]]
+                entry["status"] = NEEDS_MANUAL if manual else grading.GRADED
+                if manual:
+                    entry["notes"].append(f"needs manual grading: {', '.join(manual)}")
+                for col in cols:
+                    entry["parts"][col.header] = sum(entry["tests"][gid]["score"] for gid in col.grade_ids)
+                penalty = float(submitted.late_submission_penalty or 0.0)
+                entry["late_penalty"] = penalty
+                entry["total"] = sum(t["score"] for t in entry["tests"].values()) - penalty
+                if penalty:
+                    entry["notes"].append(f"late penalty of {penalty:g} points taken from the total")
+                late = float(submitted.total_seconds_late or 0.0)
+                entry["late_seconds"] = late if late > 0 else None
+                entry["timestamp"] = submitted.timestamp.isoformat() if submitted.timestamp else None
+            students.append(entry)
+    return {
+        "assignment": assignment,
+        "max": max_score,
+        "columns": [
+            {"header": c.header, "name": c.name, "title": c.title, "points": c.points, "tests": c.grade_ids}
+            for c in cols
+        ],
+        "points": points,
+        "students": students,
+    }
+
+
+def csv_rows(data: dict) -> list[list[str]]:
+    """The rows of ``<assignment>.csv`` (header first) for ``collect``'s data."""
+    headers = [c["header"] for c in data["columns"]]
+    rows = [FIXED + headers + TAIL]
+    for s in data["students"]:
+        late = "" if s["late_seconds"] is None else f"{s['late_seconds']:.0f}"
+        notes = [s["reason"]] if s["reason"] else []
+        notes += s["repairs"] + s["notes"]
+        rows.append(
+            [s["student"], s["status"]]
+            + [_number(s["parts"][h]) for h in headers]
+            + [_number(s["total"]), _number(s["max"]), late, "; ".join(notes)]
+        )
+    return rows
+
+
+def _write(path: pathlib.Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.replace(tmp, path)
+
+
+def _csv_text(rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def exported_assignments(course: Course, asked: list[str]) -> list[str]:
+    if asked:
+        for assignment in asked:
+            course.check_assignment(assignment)
+        return list(dict.fromkeys(asked))
+    found = [a for a in course.assignments() if grading.records(course, a)]
+    if not found:
+        raise CourseError(
+            "nothing has been graded yet, so there is nothing to export: run `autograder grade ASSIGNMENT` first"
+        )
+    return found
+
+
+def run(course: Course, args, out, err) -> int:
+    assignments = exported_assignments(course, list(args.assignment))
+    folder = pathlib.Path(args.out)
+    folder = folder if folder.is_absolute() else course.root / folder
+    table = Table(title="exported grades")
+    for column in ("assignment", "students", "graded", "failed", "needs manual grading"):
+        table.add_column(column)
+    written = []
+    totals: dict[str, dict[str, str]] = {}
+    for assignment in assignments:
+        data = collect(course, assignment)
+        if not data["students"]:
+            raise CourseError(
+                f"{assignment} has no graded submissions to export: run `autograder grade {assignment}` first"
+            )
+        _write(folder / f"{assignment}.csv", _csv_text(csv_rows(data)))
+        _write(folder / f"{assignment}.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
+        for s in data["students"]:
+            totals.setdefault(s["student"], {})[assignment] = _number(s["total"])
+        count = {
+            status: sum(s["status"] == status for s in data["students"])
+            for status in (grading.GRADED, grading.FAILED, NEEDS_MANUAL)
+        }
+        table.add_row(
+            assignment,
+            str(len(data["students"])),
+            str(count[grading.GRADED]),
+            str(count[grading.FAILED]),
+            str(count[NEEDS_MANUAL]),
+        )
+        written += [folder / f"{assignment}.csv", folder / f"{assignment}.json"]
+    rows = [["student", *assignments]]
+    rows += [[student, *(totals[student].get(a, "") for a in assignments)] for student in sorted(totals)]
+    _write(folder / "grades.csv", _csv_text(rows))
+    out.print(table)
+    for path in written:
+        out.print(f"wrote {_shown(course, path)}")
+    out.print(f"wrote {_shown(course, folder / 'grades.csv')} (every student's total per assignment)")
+    return 0
+
+
+def _shown(course: Course, path: pathlib.Path) -> str:
+    try:
+        return str(path.relative_to(course.root))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,388 @@
+"""``autograder feedback ASSIGNMENT``: one HTML page per student that never shows a hidden test.
+
+A graded submission gets ``feedback/<student>/<assignment>/<assignment>.html``, made by nbgrader's own
+``GenerateFeedback`` converter (the layout ``nbgrader release_feedback`` and the formgrader expect) with two
+preprocessors of this module around nbgrader's ``GetGrades``:
+
+- ``HideTests`` (before ``GetGrades``) gives every instructor-owned cell back the source of the student version,
+  where the hidden tests are not, and cuts every error output down to ``Name: message``: an IPython traceback
+  quotes the lines of the test that failed, hidden ones included.
+- ``Summary`` (after ``GetGrades``, so manual grades count) puts a table at the top: each graded cell with its
+  points, passed / failed / partial and, for a failed test, the exception's name and message; the total, the late
+  penalty, the repairs made to the notebook, and the instructor's comments.
+
+A submission that could not be graded gets a short page at the same place saying why and what to do.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import logging
+import pathlib
+
+import jinja2
+import nbformat
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
+from nbgrader.converters import GenerateFeedback
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import GetGrades
+from rich.table import Table
+from traitlets import Any, Dict, Unicode
+from traitlets.config import Config
+
+from . import grading
+from . import submission as submissions
+from .course import Course, CourseError
+
+STUDENT_REDOWNLOAD = (
+    "download your notebook again (Colab: File > Download > Download .ipynb) and submit that file again"
+)
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def release_notebook(course: Course, assignment: str) -> nbformat.NotebookNode:
+    """The student version: ``release/<a>/<a>.ipynb`` if the course has it, else the grader's template copy."""
+    for path in (
+        course.root / "release" / assignment / f"{assignment}.ipynb",
+        course.state(assignment) / "template" / "release" / assignment / f"{assignment}.ipynb",
+    ):
+        if path.exists():
+            return nbformat.read(path, as_version=4)
+    raise CourseError(
+        f"no student version of {assignment}: neither release/{assignment}/{assignment}.ipynb nor the grader's "
+        f"copy exists. Run `autograder grade {assignment}` (it makes the copy) or `make release`."
+    )
+
+
+def format_error(ename: str, evalue: str) -> str:
+    """An exception as a student may see it: its name and message, no traceback."""
+    evalue = (evalue or "").strip()
+    return f"{ename}: {evalue}" if evalue else ename
+
+
+# ------------------------------------------------------------------------------------------ preprocessors
+class HideTests(Preprocessor):
+    """Replace the source of every cell the instructor owns by its student version, and every error output's
+    traceback by ``Name: message``. Records each graded cell's error in ``resources['autograder']['errors']``."""
+
+    release_sources = Dict(help="grade id -> the cell's source in the student version").tag(config=True)
+    begin_hidden = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
+    end_hidden = Unicode("END HIDDEN TESTS").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        errors = {}
+        for cell in nb.cells:
+            meta = _meta(cell)
+            grade_id = meta.get("grade_id")
+            if grade_id and not meta.get("solution"):
+                if grade_id in self.release_sources:
+                    cell.source = self.release_sources[grade_id]
+                else:
+                    cell.source = self._strip_hidden(cell.source)
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    message = format_error(output.get("ename", "Error"), output.get("evalue", ""))
+                    output["traceback"] = [message]
+                    if grade_id:
+                        errors[grade_id] = message
+        resources.setdefault("autograder", {})["errors"] = errors
+        return nb, resources
+
+    def _strip_hidden(self, source: str) -> str:
+        """Drop hidden regions (nbgrader's delimiters) from a cell the student version lacks."""
+        kept, hidden = [], False
+        for line in source.split("\n"):
+            if self.begin_hidden in line:
+                hidden = True
+            elif self.end_hidden in line:
+                hidden = False
+            elif not hidden:
+                kept.append(line)
+        return "\n".join(kept) if not hidden else ""
+
+
+class Summary(Preprocessor):
+    """Build the summary table (``resources['autograder']['summary']``, placed at the top by ``TEMPLATE``) from
+    the scores ``GetGrades`` wrote into the cells."""
+
+    record = Any(help="the submission's grading.Result")
+    manual = Dict(help="grade id -> True for grades an instructor set by hand")
+    pending = Dict(help="grade id -> True for grades still waiting for an instructor")
+    comments = Dict(help="grade id -> the instructor's comment")
+
+    def preprocess(self, nb, resources):
+        errors = resources.get("autograder", {}).get("errors", {})
+        info = resources["nbgrader"]
+        rows = []
+        for cell in nb.cells:
+            meta = _meta(cell)
+            if not (meta.get("grade") or meta.get("task")):
+                continue
+            grade_id = meta["grade_id"]
+            score, points = float(meta.get("score") or 0.0), float(meta.get("points") or 0.0)
+            state = "pending" if grade_id in self.pending else "manual" if grade_id in self.manual else ""
+            rows.append(_row(grade_id, score, points, errors.get(grade_id, ""), state))
+        late = float(info.get("late_penalty") or 0.0)
+        total = f"{float(info['score']):g} / {float(info['max_score']):g}"
+        parts = [
+            "<style>#autograder-summary pre { white-space: pre-wrap; word-break: break-word; margin: 0; } "
+            "#autograder-summary th, #autograder-summary td:nth-child(2) { white-space: nowrap; }</style>",
+            '<div class="panel panel-info" id="autograder-summary">',
+            f'<div class="panel-heading"><h4>Summary: {html.escape(total)} points</h4></div>',
+            '<div class="panel-body">',
+            '<table class="table table-condensed table-bordered" id="autograder-results">',
+            "<thead><tr><th>test</th><th>points</th><th>result</th><th>message</th></tr></thead>",
+            "<tbody>",
+            *rows,
+            "</tbody>",
+            f'<tfoot><tr id="autograder-total"><th>total</th><th>{html.escape(total)}</th><th></th><th></th></tr>'
+            "</tfoot>",
+            "</table>",
+        ]
+        if late:
+            parts.append(
+                f'<p class="text-danger" id="autograder-late">Late submission penalty: -{late:g} points '
+                "(included in the total).</p>"
+            )
+        record = self.record
+        changes = list(record.repairs) if record else []
+        changes += [n for n in (record.notes if record else []) if not n.startswith(("kept the manual", "late "))]
+        if changes:
+            parts.append(
+                '<div id="autograder-repairs"><h5>Changes made to your notebook so it could be graded '
+                "(your answers were not changed)</h5><ul>"
+            )
+            parts += [f"<li>{html.escape(c)}</li>" for c in changes]
+            parts.append("</ul></div>")
+        if self.comments:
+            parts.append('<div id="autograder-comments"><h5>Comments from your instructor</h5><ul>')
+            for gid, text in self.comments.items():
+                parts.append(
+                    f'<li><a href="#comment-{html.escape(gid)}"><code>{html.escape(gid)}</code></a>: '
+                    f"{html.escape(text)}</li>"
+                )
+            parts.append("</ul></div>")
+        parts.append("</div></div>")
+        resources.setdefault("autograder", {})["summary"] = "\n".join(parts)
+        return nb, resources
+
+
+# nbgrader's feedback template, with the summary at the top of the notebook.
+TEMPLATE_FILE = "autograder_feedback.html.j2"
+TEMPLATE = """{%- extends 'index.html.j2' -%}
+{% block body_header %}
+{{ super() }}
+{{ resources.autograder.summary }}
+{% endblock body_header %}
+"""
+
+
+class _GenerateFeedback(GenerateFeedback):
+    """nbgrader's converter, rendering with ``TEMPLATE`` (Jinja loaders are not a configurable trait)."""
+
+    def convert_notebooks(self) -> None:
+        self.exporter.extra_loaders = [jinja2.DictLoader({TEMPLATE_FILE: TEMPLATE})]
+        self.exporter.template_file = TEMPLATE_FILE
+        super().convert_notebooks()
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _row(grade_id: str, score: float, points: float, error: str, state: str) -> str:
+    """One line of the summary; ``state``: "manual" (graded by hand), "pending" (waiting for it) or ""."""
+    if state == "pending":
+        result, style = "waiting for your instructor", "info"
+    elif score >= points:
+        result, style = "passed", "success"
+    elif score <= 0:
+        result, style = "failed", "danger"
+    else:
+        result, style = "partial", "warning"
+    message = html.escape(error) if result in ("failed", "partial") else ""
+    message = f"<pre>{message}</pre>" if message else ""
+    if state == "manual":
+        message += "<em>graded by your instructor</em>"
+    gid = html.escape(grade_id)
+    return (
+        f'<tr class="{style}" id="result-{gid}"><td><a href="#{gid}"><code>{gid}</code></a></td>'
+        f"<td>{score:g} / {points:g}</td><td>{result}</td><td>{message}</td></tr>"
+    )
+
+
+# -------------------------------------------------------------------------------------------------- pages
+def _instructor_notes(course: Course, assignment: str, student: str) -> tuple[dict, dict, dict]:
+    """(grade ids graded by hand, grade ids waiting for it, grade id -> manual comment) from the gradebook."""
+    from nbgrader.api import MissingEntry
+
+    with course.gradebook() as gradebook:
+        try:
+            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+        except MissingEntry:
+            return {}, {}, {}
+        manual = {g.name: True for g in notebook.grades if g.manual_score is not None}
+        pending = {g.name: True for g in notebook.grades if g.needs_manual_grade and g.manual_score is None}
+        comments = {
+            c.name: c.manual_comment.strip() for c in notebook.comments if (c.manual_comment or "").strip()
+        }
+    return manual, pending, comments
+
+
+def graded_page(course: Course, assignment: str, student: str, record, release) -> pathlib.Path:
+    """Render one graded submission through nbgrader's GenerateFeedback; returns the page's path."""
+    notebook = course.autograded(student, assignment) / f"{assignment}.ipynb"
+    if not notebook.exists():
+        raise CourseError(
+            f"{student} has a graded record but no autograded notebook ({notebook}); grade it again: "
+            f"`autograder grade {assignment} --force --student {student}`"
+        )
+    sources = {_meta(c)["grade_id"]: c.source for c in release.cells if _meta(c).get("grade_id")}
+    manual, pending, comments = _instructor_notes(course, assignment, student)
+    config = copy.deepcopy(course.config)
+    settings = Config()
+    settings.CourseDirectory.root = str(course.root)
+    settings.CourseDirectory.assignment_id = assignment
+    settings.CourseDirectory.student_id = student
+    settings.CourseDirectory.db_url = course.db_url
+    settings.GenerateFeedback.force = True
+    config.merge(settings)
+    hidden = config.get("ClearHiddenTests", {})
+    hide = HideTests(
+        release_sources=sources,
+        begin_hidden=hidden.get("begin_test_delimeter", "BEGIN HIDDEN TESTS"),
+        end_hidden=hidden.get("end_test_delimeter", "END HIDDEN TESTS"),
+        enabled=True,
+    )
+    summary = Summary(record=record, manual=manual, pending=pending, comments=comments, enabled=True)
+    log = logging.getLogger(f"autograder.feedback.{student}")
+    log.propagate = False
+    collected = _Collect()
+    log.handlers = [collected]
+    converter = _GenerateFeedback(coursedir=CourseDirectory(config=config, log=log), config=config, log=log)
+    converter.preprocessors = [hide, GetGrades, summary, CSSHTMLHeaderPreprocessor]
+    try:
+        converter.start()
+    except Exception as err:  # noqa: BLE001 (nbgrader raises its own and many others)
+        detail = [m.strip().splitlines()[-1] for m in collected.messages if m.strip()]
+        detail = next((d for d in detail if not d.startswith(("Please see", "There was an error"))), str(err))
+        raise CourseError(f"nbgrader could not write the feedback of {student}: {detail}") from None
+    page = course.feedback(student, assignment) / f"{assignment}.html"
+    if not page.exists():
+        raise CourseError(f"nbgrader wrote no feedback page for {student} ({page})")
+    return page
+
+
+def _what_to_do(reason: str) -> str:
+    if submissions.REDOWNLOAD in reason:
+        return STUDENT_REDOWNLOAD[0].upper() + STUDENT_REDOWNLOAD[1:] + "."
+    if "longer than the limit" in reason:
+        return (
+            "Your notebook ran for longer than grading allows. Look for a loop that never ends or training that "
+            "runs too long, then run it top to bottom (Runtime > Restart session and run all), check that it "
+            "finishes in a few minutes, and submit it again."
+        )
+    if "kernel died" in reason:
+        return (
+            "Your code stopped Python while it ran (too much memory, or exit()). Run the notebook top to bottom "
+            "(Runtime > Restart session and run all), fix the cell that fails, and submit it again."
+        )
+    return (
+        "Run the notebook top to bottom (Runtime > Restart session and run all), check it works, and submit it "
+        "again. If this page stays the same, write to your instructor."
+    )
+
+
+def failed_page(course: Course, assignment: str, record) -> pathlib.Path:
+    """A short page for a submission that could not be graded."""
+    reason = record.reason.replace(submissions.REDOWNLOAD, STUDENT_REDOWNLOAD)
+    reason = reason.replace(str(course.root) + "/", "").replace(str(course.root), "the course")
+    title = f"{assignment}: your submission could not be graded"
+    page = f"""<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8" />
+<title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 50em; margin: 2em auto; line-height: 1.5; }}
+.reason {{ border-left: 4px solid #d2413a; padding: 0.5em 1em; background: #fdf2f2; }}
+</style>
+</head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>Your notebook for <b>{html.escape(assignment)}</b> was received but could not be graded, so it has no score
+yet.</p>
+<h2>Why</h2>
+<p class="reason" id="reason">{html.escape(reason)}</p>
+<h2>What to do</h2>
+<p id="what-to-do">{html.escape(_what_to_do(record.reason))}</p>
+</body>
+</html>
+"""
+    folder = course.feedback(record.student, assignment)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{assignment}.html"
+    if path.exists():
+        path.unlink()  # nbgrader writes its pages read-only for the group
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------------------------- command
+def run(course: Course, args, out, err) -> int:
+    assignment = args.assignment
+    course.check_assignment(assignment)
+    everyone = grading.records(course, assignment)
+    if not everyone:
+        raise CourseError(
+            f"nothing has been graded yet for {assignment}: run `autograder grade {assignment}` first (feedback "
+            "is made from the graded submissions)"
+        )
+    students = list(dict.fromkeys(args.student)) or sorted(everyone)
+    missing = [s for s in students if s not in everyone]
+    if missing:
+        raise CourseError(
+            f"no graded submission of {assignment} for {', '.join(missing)}: grade them first with "
+            f"`autograder grade {assignment} --student STUDENT`"
+        )
+    release = None
+    table = Table(title=f"{assignment}: feedback")
+    for column in ("student", "score", "feedback file"):
+        table.add_column(column)
+    problems = 0
+    for student in students:
+        record = everyone[student]
+        try:
+            if record.status == grading.GRADED:
+                if release is None:
+                    release = release_notebook(course, assignment)
+                page = graded_page(course, assignment, student, record, release)
+                score = _gradebook_score(course, assignment, student)
+            else:
+                page = failed_page(course, assignment, record)
+                score = "not graded"
+        except CourseError as error:
+            problems += 1
+            err.print(f"[bold red]{student}:[/] {error}")
+            table.add_row(student, "-", "not written (see above)")
+            continue
+        table.add_row(student, score, str(page.relative_to(course.root)))
+    out.print(table)
+    return 1 if problems else 0
+
+
+def _gradebook_score(course: Course, assignment: str, student: str) -> str:
+
+    with course.gradebook() as gradebook:
+        submitted = gradebook.find_submission(assignment, student)
+        score = float(submitted.score) - float(submitted.late_submission_penalty or 0.0)
+        return f"{score:g} / {float(submitted.max_score):g}"

@@ -1,0 +1,122 @@
+"""Seconds per submission: stock ``nbgrader autograde`` against ``autograder grade --workers 1`` and ``--workers 2``.
+
+Usage: .venv/bin/python bench/grading.py [--assignments a2_conv_arithmetic a4_keras_cnn] [--submissions 8]
+
+For each assignment, builds one set of submissions (the reference solution, the blank student version and wrong
+answers from ``tests/wrong_answers/``), copies it into three fresh course directories and grades it there:
+stock nbgrader (``generate_assignment`` then one ``autograde`` of the whole class), then ``autograder grade``
+with one worker and with two (``--no-canary``, so the three runs grade exactly the same notebooks; the canary's
+own time is measured separately). Checks that the three gradebooks agree, and appends the timings with the date,
+the commit and the machine to ``bench/results/grading.json``. Grading uses the stand-in datasets (``--standin``;
+stock nbgrader gets ``CNNBOOK_STANDIN=1``), as this machine cannot download the real ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.fresh_clone import machine  # noqa: E402
+from tests import assignment_harness as harness  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "grading.json"
+BIN = pathlib.Path(sys.executable).parent
+
+
+def submissions(assignment: str, count: int) -> dict:
+    release = harness.read(harness.release_path(assignment))
+    reference = harness.reference_solutions(harness.read(harness.source_path(assignment)))
+    out = {"reference": harness.fill(release, reference), "blank": release}
+    for answer in harness.wrong_answers(assignment, full=True):
+        if len(out) >= count:
+            break
+        out[answer.student] = harness.fill(release, {**reference, **answer.replace})
+    return out
+
+
+def course(folder: pathlib.Path, assignment: str, subs: dict) -> pathlib.Path:
+    folder.mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", folder)
+    shutil.copytree(ROOT / "source" / assignment, folder / "source" / assignment)
+    for student, nb in subs.items():
+        (folder / "submitted" / student / assignment).mkdir(parents=True)
+        harness.nbformat.write(nb, folder / "submitted" / student / assignment / f"{assignment}.ipynb")
+    return folder
+
+
+def scores(folder: pathlib.Path, assignment: str) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{folder / 'gradebook.db'}") as gb:
+        return {s.student.id: s.score for s in gb.assignment_submissions(assignment)}
+
+
+def run(command: list[str], cwd: pathlib.Path, env: dict) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--assignments", nargs="+", default=["a2_conv_arithmetic", "a4_keras_cnn"])
+    parser.add_argument("--submissions", type=int, default=8)
+    args = parser.parse_args()
+    env = harness.grading_env()
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    os.environ["PATH"] = env["PATH"]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    entry = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "commit": commit,
+             "machine": machine(), "assignments": {}}  # fmt: skip
+    for assignment in args.assignments:
+        subs = submissions(assignment, args.submissions)
+        n = len(subs)
+        row = {"submissions": n}
+        with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+            tmp = pathlib.Path(tmp)
+            stock = course(tmp / "stock", assignment, subs)
+            run([str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"], stock, env)
+            seconds = run([str(BIN / "nbgrader"), "autograde", assignment, "--force"], stock, env)
+            row["stock_nbgrader_autograde"] = {"seconds": round(seconds, 1), "per_submission": round(seconds / n, 2)}
+            print(f"{assignment}: stock nbgrader autograde {seconds:.0f} s for {n}", flush=True)
+            expected = scores(stock, assignment)
+            for workers in (1, 2):
+                folder = course(tmp / f"workers{workers}", assignment, subs)
+                if workers == 1:  # the canary, timed on its own (a real run grades it once per source change)
+                    canary = run([sys.executable, "-m", "autograder", "grade", assignment, "--standin",
+                                  "--student", "reference"], folder, env)  # fmt: skip
+                    row["canary_and_one_submission_seconds"] = round(canary, 1)
+                    shutil.rmtree(folder)
+                    folder = course(tmp / "workers1-again", assignment, subs)
+                command = [sys.executable, "-m", "autograder", "grade", assignment, "--standin", "--no-canary",
+                           "--workers", str(workers)]  # fmt: skip
+                seconds = run(command, folder, env)
+                got = scores(folder, assignment)
+                if got != expected:
+                    raise SystemExit(f"scores differ from stock nbgrader's: {got} != {expected}")
+                row[f"autograder_workers_{workers}"] = {"seconds": round(seconds, 1),
+                                                        "per_submission": round(seconds / n, 2)}  # fmt: skip
+                print(f"{assignment}: autograder grade --workers {workers} {seconds:.0f} s for {n}", flush=True)
+        row["same_scores_in_all_three"] = True
+        entry["assignments"][assignment] = row
+    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    history.append(entry)
+    RESULTS.write_text(json.dumps(history, indent=1) + "\n")
+    print(json.dumps(entry, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
