@@ -173,11 +173,11 @@ def _grade(course: Course, args) -> int:
                     course, template, todo, workers, lambda r: bar.update(task, advance=1, description=r.student)
                 )
         else:
-            done = []
+            done, batch_start = [], time.monotonic()
 
             def line(result):
                 done.append(result)
-                elapsed = time.monotonic() - start
+                elapsed = time.monotonic() - batch_start
                 eta = elapsed / len(done) * (len(todo) - len(done))
                 state = f"{result.score:g}/{result.max_score:g}" if result.status == grading.GRADED else "FAILED"
                 err.print(
@@ -232,8 +232,9 @@ def _summary(course, assignment, results, skipped, seconds):
         f"{seconds:.0f} s{per}",
     )
     out.print(table)
-    if failed:
-        out.print(f"Logs of failed submissions: {course.state(assignment) / 'logs'}")
+    if any((course.state(assignment) / "logs" / f"{r.student}.log").exists() for r in failed):
+        logs = (course.state(assignment) / "logs").relative_to(course.root)
+        out.print(f"nbgrader's log of each failed submission: {logs}/<student>.log")
 
 
 def _collect(course: Course, args) -> int:

@@ -290,6 +290,16 @@ def _cell_errors(nb) -> dict[str, str]:
     return out
 
 
+def _first_error(nb) -> str:
+    """'cell N: Name: message' of the first cell that raised, graded or not (the cause of what follows)."""
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
+                return f"cell {index}: {message}"
+    return ""
+
+
 def _failure_reason(log_text: str) -> str:
     if "DeadKernelError" in log_text or "Kernel died" in log_text or "kernel died" in log_text:
         return (
@@ -441,11 +451,12 @@ def canary(course: Course, template: Template, log=print) -> Result:
     data = course.source_notebook(template.assignment).read_bytes()
     result, work = grade_one(course, template, CANARY, data=data)
     result.fingerprint = template.key
-    errors = {}
+    errors, first = {}, ""
     if work is not None:
         graded = work / "autograded" / CANARY / template.assignment / f"{template.assignment}.ipynb"
         if graded.exists():
-            errors = _cell_errors(nbformat.read(graded, as_version=4))
+            graded_nb = nbformat.read(graded, as_version=4)
+            errors, first = _cell_errors(graded_nb), _first_error(graded_nb)
         shutil.rmtree(work, ignore_errors=True)
     result.save(path)
     if result.status != GRADED:
@@ -460,14 +471,16 @@ def canary(course: Course, template: Template, log=print) -> Result:
             if result.scores.get(gid, 0.0) != pts
         ]
         hint = (
-            "A dataset is probably missing: under strict data (the default) grading uses the real datasets only. "
-            "Put them where the notebook loads them from, or, to test the course only, pass --standin."
-            if any("data" in line.lower() for line in lost)
+            "A dataset is missing: under strict data (the default) grading uses the real datasets only. Put them "
+            "where the notebook loads them from (`python -m cnnbook.data fetch NAME` on a machine with internet "
+            "access fills the Keras cache), or, to test the course only, pass --standin."
+            if "DataUnavailable" in first or "dataset" in first.lower()
             else "Fix the grading environment (or the source notebook) and run again."
         )
         raise CourseError(
             f"the instructor's solution of {template.assignment} gets {result.score:g} of {result.max_score:g} "
             "points in this grading environment, so student grades would be wrong; nothing was graded.\n"
+            + (f"The first error, the likely cause: {first}\nTests that lost points:\n" if first else "")
             + "\n".join(lost)
             + f"\n{hint}"
         )
