@@ -1,4 +1,4 @@
-"""Seconds per submission: stock ``nbgrader autograde`` against ``autograder grade --workers 1`` and ``--workers 2``.
+"""Seconds per submission: stock ``nbgrader autograde`` against ``autograder grade --workers 1`` and ``2``.
 
 Usage: .venv/bin/python bench/grading.py [--assignments a2_conv_arithmetic a4_keras_cnn] [--submissions 8]
 
@@ -89,7 +89,10 @@ def main() -> int:
             stock = course(tmp / "stock", assignment, subs)
             run([str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"], stock, env)
             seconds = run([str(BIN / "nbgrader"), "autograde", assignment, "--force"], stock, env)
-            row["stock_nbgrader_autograde"] = {"seconds": round(seconds, 1), "per_submission": round(seconds / n, 2)}
+            row["stock_nbgrader_autograde"] = {
+                "seconds": round(seconds, 1),
+                "per_submission": round(seconds / n, 2),
+            }
             print(f"{assignment}: stock nbgrader autograde {seconds:.0f} s for {n}", flush=True)
             expected = scores(stock, assignment)
             for workers in (1, 2):

@@ -28,7 +28,7 @@ from tests.wrong_answers.a1_backprop import WRONG_ANSWERS
 
 A = "a1_backprop"
 FULL = 25.0
-CELL_TIMEOUT = 40
+CELL_TIMEOUT = 25
 DUE = datetime.datetime(2026, 10, 1, 23, 59, tzinfo=datetime.timezone.utc)
 
 
