@@ -142,7 +142,7 @@ def _grade(course: Course, args) -> int:
         raise CourseError(f"student ids must be letters, digits and ._@+- only: {bad}; rename those folders")
 
     start = time.monotonic()
-    template = grading.prepare(course, assignment, standin, log=err.print)
+    template = grading.prepare(course, assignment, standin)
     if course.settings.canary and not args.no_canary:
         grading.canary(course, template, log=err.print)
     todo, skipped, failed_earlier = grading.plan(course, template, students, args.force, args.retry_failed)

@@ -193,7 +193,7 @@ class Template:
     env: dict[str, str]
 
 
-def prepare(course: Course, assignment: str, standin: bool, log=print) -> Template:
+def prepare(course: Course, assignment: str, standin: bool) -> Template:
     """Make sure the course gradebook knows the assignment, and build the template used by every worker."""
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -271,12 +271,18 @@ def find_notebook(course: Course, student: str, assignment: str) -> tuple[pathli
     return None, ""
 
 
-def fingerprint(course: Course, template: Template, student: str) -> str:
-    path, _ = find_notebook(course, student, template.assignment)
-    folder = course.submitted(student, template.assignment)
-    stamp = folder / "timestamp.txt"
-    data = path.read_bytes() if path else b""
-    return _sha256(data, stamp.read_bytes() if stamp.exists() else b"", template.key.encode())
+def _stamp(course: Course, student: str, assignment: str) -> bytes:
+    stamp = course.submitted(student, assignment) / "timestamp.txt"
+    return stamp.read_bytes() if stamp.exists() else b""
+
+
+def fingerprint(course: Course, template: Template, student: str, data: bytes | None = None) -> str:
+    """What a record must match to count as "graded, nothing changed": the submitted bytes (read here unless
+    given), the timestamp, and the template key (source, config, grading settings)."""
+    if data is None:
+        path, _ = find_notebook(course, student, template.assignment)
+        data = path.read_bytes() if path else b""
+    return _sha256(data, _stamp(course, student, template.assignment), template.key.encode())
 
 
 def _cell_errors(nb) -> dict[str, str]:
@@ -326,9 +332,8 @@ def grade_one(
         if note:
             result.notes.append(note)
         data = path.read_bytes()
-        stamp = course.submitted(student, assignment) / "timestamp.txt"
-        timestamp = stamp.read_text().strip() if stamp.exists() else None
-        result.fingerprint = fingerprint(course, template, student)
+        timestamp = _stamp(course, student, assignment).decode(errors="replace").strip() or None
+        result.fingerprint = fingerprint(course, template, student, data)
     try:
         nb, result.repairs = submissions.prepare(data, template.student_version, f"{student}'s notebook")
     except submissions.Unreadable as err:
@@ -488,14 +493,6 @@ def canary(course: Course, template: Template, log=print) -> Result:
 
 
 # ----------------------------------------------------------------------------------------------- a batch
-@dataclasses.dataclass
-class Summary:
-    results: list[Result]
-    skipped: list[str]  # graded before and unchanged
-    failed_earlier: list[str]  # failed before and unchanged (not retried)
-    seconds: float
-
-
 def plan(course: Course, template: Template, students: list[str], force: bool, retry_failed: bool):
     """Which students to grade now: (to grade, unchanged and graded, unchanged and failed)."""
     todo, skipped, failed_earlier = [], [], []
