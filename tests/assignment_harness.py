@@ -29,8 +29,6 @@ import time
 
 import nbformat
 
-from autograder.export import PART  # the "## Part X: title (N points)" headings, as the grade export reads them
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VENV_BIN = pathlib.Path(sys.executable).parent
 ASSIGNMENTS = ("a1_backprop", "a2_conv_arithmetic", "a3_numpy_cnn", "a4_keras_cnn", "a5_augment_transfer")
@@ -120,6 +118,7 @@ def fill(release_nb, solutions: dict[str, str]):
 
 # ------------------------------------------------------------------------------------------------- frame checks
 TITLE = re.compile(r"# A(\d) · \S.*")
+PART = re.compile(r"^## Part ([A-Z]): .+ \((\d+) points?\)\s*$", re.MULTILINE)
 TOTAL = re.compile(r"\*\*Points:\*\* (\d+) in total")
 GRADE_ID = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)+")
 
@@ -174,7 +173,7 @@ def frame_problems(assignment: str, nb) -> list[str]:
     parts, current = {}, None
     for cell in cells:
         if cell.cell_type == "markdown":
-            for letter, _title, pts in PART.findall(cell.source):
+            for letter, pts in PART.findall(cell.source):
                 current = letter
                 parts[letter] = [int(pts), 0]
         elif is_test_cell(cell):
