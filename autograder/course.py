@@ -10,6 +10,8 @@ The grader's own settings sit in the same ``nbgrader_config.py`` under ``c.Autog
     c.Autograder.workers = 2                 # submissions graded at once (default: the number of CPU cores)
     c.Autograder.standin_data = False        # True only for testing the course: grade on stand-in datasets
     c.Autograder.lms_patterns = {"mylms": r"(?P<student_id>[^/]+)/(?P<file_id>[^/]+)\\.ipynb"}
+    c.Autograder.sandbox_limits = {"memory_mb": 8192}   # see autograder/SANDBOX.md for the limits and defaults
+    c.Autograder.trust_submissions = False   # True grades WITHOUT the sandbox where it is missing (trusted code only)
 
 The per-cell time limit is nbgrader's own ``c.Execute.timeout``.
 """
@@ -45,6 +47,15 @@ class Autograder(Configurable):
     ).tag(config=True)
     lms_patterns = Dict(
         {}, help="Extra LMS export file-name patterns for `collect`, by name (regular expressions)."
+    ).tag(config=True)
+    sandbox_limits = Dict(
+        {},
+        help="Overrides of the sandbox's limits by name (cpu_seconds, memory_mb, processes, file_mb, open_files, "
+        "tmp_mb, output_chars); see autograder/SANDBOX.md.",
+    ).tag(config=True)
+    trust_submissions = Bool(
+        False,
+        help="Grade without the sandbox when it is unavailable (only for submissions you trust).",
     ).tag(config=True)
     canary = Bool(
         True,

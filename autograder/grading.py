@@ -191,9 +191,31 @@ class Template:
     key: str  # changes when the source, the config or the grading settings change
     points: dict[str, float]
     env: dict[str, str]
+    isolate: bool = True  # False only when the submissions were declared trusted and there is no sandbox
 
 
-def prepare(course: Course, assignment: str, standin: bool) -> Template:
+def isolation(course: Course, trusted: bool, log=print) -> bool:
+    """Whether submissions run in the sandbox. Without a working sandbox, refuse unless told they are trusted."""
+    from .sandbox import isolation_problem
+
+    problem = isolation_problem()
+    if problem is None:
+        return True
+    if not trusted:
+        raise CourseError(
+            f"student code cannot be isolated on this machine: {problem}. Grading untrusted code without the "
+            "sandbox would let a submission read the hidden tests, change other grades or reach the network, so "
+            "nothing was graded. Install bubblewrap (`make sandbox` on Debian), or, only if every submission is "
+            "trusted (your own test notebooks), pass --trust-submissions."
+        )
+    log(
+        "WARNING: NO SANDBOX. Student code runs with the grader's own rights, files and network "
+        f"({problem}). Only for trusted submissions (--trust-submissions)."
+    )
+    return False
+
+
+def prepare(course: Course, assignment: str, standin: bool, isolate: bool = True) -> Template:
     """Make sure the course gradebook knows the assignment, and build the template used by every worker."""
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -202,7 +224,15 @@ def prepare(course: Course, assignment: str, standin: bool) -> Template:
     state.mkdir(parents=True, exist_ok=True)
     source = course.source_notebook(assignment).read_bytes()
     config = (course.root / "nbgrader_config.py").read_bytes()
-    settings = json.dumps({"standin": standin, "submission_timeout": course.settings.submission_timeout}).encode()
+    settings = json.dumps(
+        {
+            "standin": standin,
+            "submission_timeout": course.settings.submission_timeout,
+            "isolate": isolate,
+            "limits": dict(course.settings.sandbox_limits),
+        },
+        sort_keys=True,
+    ).encode()
     key = _sha256(source, config, settings)
     env = grading_env(course, standin)
 
@@ -256,7 +286,7 @@ def prepare(course: Course, assignment: str, standin: bool) -> Template:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("grade"):
             points[meta["grade_id"]] = float(meta.get("points", 0))
-    return Template(assignment, folder, student_version, key, points, env)
+    return Template(assignment, folder, student_version, key, points, env, isolate)
 
 
 # ----------------------------------------------------------------------------------------- one submission
@@ -317,8 +347,39 @@ def _failure_reason(log_text: str) -> str:
     return f"nbgrader could not grade it: {detail or 'see the log'}"
 
 
+def sandbox_steps() -> list[str]:
+    """nbgrader's autograde steps with its Execute replaced by the sandboxed one (autograder.sandboxed)."""
+    return [
+        "autograder.sandboxed.SandboxedExecute",
+        "nbgrader.preprocessors.IgnorePattern",
+        "nbconvert.preprocessors.ClearMetadataPreprocessor",
+        "nbgrader.preprocessors.LimitOutput",
+        "nbgrader.preprocessors.SaveAutoGrades",
+        "nbgrader.preprocessors.AssignLatePenalties",
+        "nbgrader.preprocessors.CheckCellMetadata",
+    ]
+
+
+def sandbox_config(course: Course, template: Template, slot: int) -> str:
+    """The lines added to a worker's nbgrader_config.py: nbgrader's Execute step replaced by the sandboxed one."""
+    steps = sandbox_steps()
+    return (
+        "\n# Added by the grader for this submission only.\n"
+        f"c.Autograde.autograde_preprocessors = {steps!r}\n"
+        f"c.SandboxedExecute.isolate = {template.isolate!r}\n"
+        f"c.SandboxedExecute.slot = {int(slot)!r}\n"
+        f"c.SandboxedExecute.timeout = {course.cell_timeout!r}\n"
+        f"c.SandboxedExecute.limits = {dict(course.settings.sandbox_limits)!r}\n"
+    )
+
+
 def grade_one(
-    course: Course, template: Template, student: str, data: bytes | None = None, timestamp: str | None = None
+    course: Course,
+    template: Template,
+    student: str,
+    data: bytes | None = None,
+    timestamp: str | None = None,
+    slot: int = 0,
 ) -> tuple[Result, pathlib.Path | None]:
     """Grade one submission in a scratch course; returns the result and the scratch folder (or None)."""
     assignment = template.assignment
@@ -345,6 +406,8 @@ def grade_one(
     shutil.rmtree(work, ignore_errors=True)
     (work / "submitted" / student / assignment).mkdir(parents=True)
     shutil.copy(template.folder / "nbgrader_config.py", work / "nbgrader_config.py")
+    with open(work / "nbgrader_config.py", "a", encoding="utf-8") as config:
+        config.write(sandbox_config(course, template, slot))
     shutil.copy(template.folder / "gradebook.db", work / "gradebook.db")
     nbformat.write(nb, work / "submitted" / student / assignment / f"{assignment}.ipynb")
     if timestamp:
@@ -379,6 +442,8 @@ def grade_one(
     for grade_id, error in _cell_errors(autograded).items():
         if error.startswith("CellTimeoutError"):
             result.notes.append(f"cell {grade_id!r} was stopped at the per-cell limit of {course.cell_timeout} s")
+    if not template.isolate:
+        result.notes.append("graded WITHOUT the sandbox (--trust-submissions)")
     result.status = GRADED
     result.graded_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return result, work
@@ -514,8 +579,21 @@ def grade_batch(course: Course, template: Template, students: list[str], workers
     """Grade ``students`` with ``workers`` at once; save each as it finishes (main thread only)."""
     shutil.rmtree(course.state(template.assignment) / "work", ignore_errors=True)  # leftovers of a killed run
     results = []
+    import queue
+
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(max(1, workers)):
+        slots.put(slot + 1)
+
+    def in_a_slot(student: str):  # each running submission has its own sandbox user (slot)
+        slot = slots.get()
+        try:
+            return grade_one(course, template, student, slot=slot)
+        finally:
+            slots.put(slot)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(grade_one, course, template, student): student for student in students}
+        futures = {pool.submit(in_a_slot, student): student for student in students}
         for future in concurrent.futures.as_completed(futures):
             try:
                 result, work = future.result()
