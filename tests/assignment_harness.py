@@ -232,10 +232,19 @@ def validate(path: pathlib.Path, invert: bool = False) -> tuple[bool, str]:
 class Course:
     """A throw-away nbgrader course directory holding one assignment of this repository."""
 
-    def __init__(self, assignment: str, directory: pathlib.Path):
+    def __init__(self, assignment: str, directory: pathlib.Path, sandboxed: bool = True):
+        """``sandboxed``: grade as ``autograder grade`` does (student code in the sandbox, tests in the grader),
+        isolated when bubblewrap works here; otherwise nbgrader's own Execute step, all in one kernel."""
         self.assignment = assignment
         self.dir = pathlib.Path(directory)
         shutil.copy(ROOT / "nbgrader_config.py", self.dir / "nbgrader_config.py")
+        if sandboxed:
+            from autograder.grading import sandbox_steps
+            from autograder.sandbox import isolation_problem
+
+            with open(self.dir / "nbgrader_config.py", "a", encoding="utf-8") as config:
+                config.write(f"\nc.Autograde.autograde_preprocessors = {sandbox_steps()!r}\n")
+                config.write(f"c.SandboxedExecute.isolate = {isolation_problem() is None!r}\n")
         shutil.copytree(ROOT / "source" / assignment, self.dir / "source" / assignment)
 
     def generate(self) -> nbformat.NotebookNode:

@@ -1,0 +1,192 @@
+"""The sandbox against an adversarial class: every attack of ``tests/attacks.py`` graded end to end.
+
+One course holds two honest submissions (the reference solution and the blank student version) and every attack;
+``autograder grade --workers 2`` grades them in one batch, in the sandbox (bubblewrap, installed by ``make
+sandbox``). Each attack must get exactly the score its answers earn honestly, show in its own notebook that its
+reads, writes and connections were blocked, and leave the course, the gradebook, the other submissions and the
+host as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import secrets
+import socket
+import threading
+import time
+
+import nbformat
+import pytest
+
+from autograder import cli, grading, sandbox
+from autograder.course import Course
+from tests import assignment_harness as harness
+from tests import attacks
+from tests.test_grade import A, gradebook_scores, make_course
+
+ATTACKS = attacks.corpus()
+SLEEP = "987654"
+pytestmark = pytest.mark.skipif(
+    sandbox.isolation_problem() is not None, reason=f"no sandbox here: {sandbox.isolation_problem()} (make sandbox)"
+)
+
+
+class Listener:
+    """A TCP server of the grader's on loopback, counting the connections it gets."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+
+def _sha(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory):
+    course = tmp_path_factory.mktemp("attacked") / "course"
+    token = secrets.token_hex(6)
+    listener = Listener()
+    values = {"COURSE": str(course), "TOKEN": token, "PORT": str(listener.port), "SLEEP": SLEEP}
+    source = harness.read(harness.source_path(A))
+    release = harness.read(harness.release_path(A))
+    honest = harness.fill(release, harness.reference_solutions(source))
+    submissions = {
+        "honest": (f"{A}.ipynb", nbformat.writes(honest).encode()),
+        "honest_blank": (f"{A}.ipynb", nbformat.writes(release).encode()),
+    }
+    for attack in ATTACKS:
+        submissions[attack.name] = (f"{A}.ipynb", nbformat.writes(attack.notebook(values)).encode())
+    make_course(course, submissions)
+    before = {p: _sha(p) for p in (course / "submitted").rglob("*.ipynb")}
+    start = time.monotonic()
+    status = cli.main(["--course", str(course), "grade", A, "--standin", "--workers", "2"])
+    seconds = time.monotonic() - start
+    listener.server.close()
+    return {"course": course, "token": token, "status": status, "listener": listener, "before": before,
+            "seconds": seconds}  # fmt: skip
+
+
+def _autograded(course: pathlib.Path, student: str):
+    return nbformat.read(course / "autograded" / student / A / f"{A}.ipynb", as_version=4)
+
+
+def _student_text(nb) -> str:
+    """Everything the notebook's cells printed."""
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", "") or output.get("evalue", ""))
+            parts.extend(str(v) for v in output.get("data", {}).values())
+    return "\n".join(parts)
+
+
+def test_the_corpus_is_broad():
+    families = {a.family for a in ATTACKS}
+    assert families == {"reading", "writing", "network", "resources", "forging", "structural"}
+    assert len({a.name for a in ATTACKS}) == len(ATTACKS) >= 25
+
+
+def test_the_batch_finishes_and_everyone_is_graded(attacked):
+    assert attacked["status"] == 0
+    records = grading.records(Course.open(attacked["course"]), A)
+    expected = {"honest", "honest_blank", *(a.name for a in ATTACKS)}
+    assert set(records) == expected
+    assert {s: r.status for s, r in records.items() if r.status != "graded"} == {}
+
+
+def test_honest_submissions_get_their_honest_scores(attacked):
+    scores = gradebook_scores(attacked["course"])
+    assert scores["honest"][:2] == (attacks.FULL, attacks.FULL)
+    assert scores["honest_blank"][:2] == (0.0, attacks.FULL)
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_each_attack_gains_nothing_and_is_blocked(attacked, attack):
+    course = attacked["course"]
+    records = grading.records(Course.open(course), A)
+    record = records[attack.name]
+    # the score its answers earn honestly, in the record and in the gradebook, out of the real maximum
+    assert record.score == attack.score, record
+    assert gradebook_scores(course)[attack.name][:2] == (attack.score, attacks.FULL)
+    text = _student_text(_autograded(course, attack.name))
+    for line in attack.output:
+        assert line in text, f"{attack.name}: {line!r} not in its outputs"
+    assert "LEAKED" not in text and "ESCAPED" not in text
+
+
+def test_nothing_was_written_outside_the_sandboxes(attacked):
+    course, token = attacked["course"], attacked["token"]
+    assert not [p for p in course.rglob(f"*{token}*")], "an attack wrote into the course"
+    assert not list(pathlib.Path("/tmp").glob(f"*{token}*")), "an attack wrote into the grader's /tmp"
+    for path, digest in attacked["before"].items():
+        assert _sha(path) == digest, f"{path} was changed"
+    # the gradebook is whole: every student, the assignment's real maximum, nothing else
+    scores = gradebook_scores(course)
+    assert set(scores) == {"honest", "honest_blank", *(a.name for a in ATTACKS)}
+    assert {m for _, m, _ in scores.values()} == {attacks.FULL}
+
+
+def test_the_grader_loopback_got_no_connection(attacked):
+    assert attacked["listener"].connections == 0
+
+
+def test_no_process_of_any_submission_is_left(attacked):
+    left = []
+    for entry in pathlib.Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            uid = int((entry / "status").read_text().split("Uid:")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+        if SLEEP in cmdline or sandbox.SLOT_UID_BASE <= uid < sandbox.SLOT_UID_BASE + 100:
+            left.append(cmdline[:80])
+    assert left == []
+
+
+def test_output_floods_are_cut_down(attacked):
+    path = attacked["course"] / "autograded" / "flood_the_output" / A / f"{A}.ipynb"
+    assert path.stat().st_size < 2_000_000  # it printed 50 MB
+
+
+def test_a_stopped_process_is_explained_to_the_student(attacked):
+    nb = _autograded(attacked["course"], "infinite_loop_in_a_function")
+    text = _student_text(nb)
+    assert "time limit for one cell" in text
+
+
+def test_without_isolation_untrusted_work_is_refused(tmp_path, monkeypatch, capsys):
+    course = make_course(tmp_path / "course", {"honest": (f"{A}.ipynb", harness.release_path(A).read_bytes())})
+    monkeypatch.setenv("AUTOGRADER_BWRAP", str(tmp_path / "no-bwrap-here"))
+    assert cli.main(["--course", str(course), "grade", A, "--standin", "--no-canary"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be isolated" in err and "bubblewrap" in err and "--trust-submissions" in err
+    assert not (course / "autograded").exists()
+    assert not grading.records(Course.open(course), A)
+
+
+def test_trusted_submissions_are_graded_without_isolation_and_say_so(tmp_path, monkeypatch, capsys):
+    source = harness.read(harness.source_path(A))
+    honest = harness.fill(harness.read(harness.release_path(A)), harness.reference_solutions(source))
+    course = make_course(tmp_path / "course", {"honest": (f"{A}.ipynb", nbformat.writes(honest).encode())})
+    monkeypatch.setenv("AUTOGRADER_BWRAP", str(tmp_path / "no-bwrap-here"))
+    status = cli.main(["--course", str(course), "grade", A, "--standin", "--no-canary", "--trust-submissions"])
+    assert status == 0
+    assert "NO SANDBOX" in capsys.readouterr().err
+    record = grading.records(Course.open(course), A)["honest"]
+    assert record.score == attacks.FULL
+    assert any("WITHOUT the sandbox" in note for note in record.notes)
