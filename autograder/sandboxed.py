@@ -29,11 +29,9 @@ import sys
 import traceback
 
 from nbformat.v4 import new_output
+from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Dict, Integer
 
-from nbgrader.preprocessors import NbGraderPreprocessor
-
-from . import wire
 from .sandbox import Limits, Sandbox, SandboxStopped
 
 STUDENT, GIVEN, TEST = "student", "given", "test"
@@ -144,7 +142,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         except SandboxStopped as err:
             cell.outputs.append(new_output("error", ename="SandboxStopped", evalue=str(err), traceback=[str(err)]))
             return
-        except wire.RemoteError as err:  # the runner itself failed to answer (its reply could not be encoded)
+        except Exception as err:  # noqa: BLE001 (the runner itself failed to answer: a reply it could not encode)
             cell.outputs.append(error_output(err, where))
             return
         for output in reply.get("outputs", []):
@@ -177,8 +175,10 @@ class SandboxedExecute(NbGraderPreprocessor):
         failure = None
         try:
             code = compile(cell.source, f"<{where}>", "exec")
-            with self._sandbox.limit(self.timeout), contextlib.redirect_stdout(out), contextlib.redirect_stderr(
-                err_out
+            with (
+                self._sandbox.limit(self.timeout),
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(err_out),
             ):
                 exec(code, namespace)  # noqa: S102 (instructor code from the gradebook, run in the grader)
         except BaseException as err:  # noqa: BLE001 (any failure of a test is that test's failure)
@@ -198,9 +198,12 @@ class SandboxedExecute(NbGraderPreprocessor):
         if failure is not None:
             if isinstance(failure, SandboxStopped):
                 message = str(failure)
-                cell.outputs.append(new_output("error", ename="SandboxStopped", evalue=message, traceback=[message]))
+                cell.outputs.append(
+                    new_output("error", ename="SandboxStopped", evalue=message, traceback=[message])
+                )
             else:
                 cell.outputs.append(error_output(failure, where))
+
 
 def _mirror_seeding() -> None:
     """Once the tests have Keras, make their ``keras.utils.set_random_seed`` seed the student's side too."""

@@ -21,6 +21,7 @@ Nothing is ever unpickled, so the student's process cannot hand the grader an ob
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import math
@@ -38,6 +39,17 @@ class WireError(Exception):
 
 class Unsendable(TypeError):
     """A value that cannot cross the wire by value (and was not allowed to travel as a reference)."""
+
+
+class ValueOrReference:
+    """Send ``value`` by value if it can be encoded in at most ``budget`` bytes of blobs, else as a reference: the
+    names a student's cell defines travel this way, so a 6 GB list or an unencodable object costs a reference,
+    not the reply."""
+
+    __slots__ = ("value", "budget")
+
+    def __init__(self, value, budget: int):
+        self.value, self.budget = value, budget
 
 
 # --------------------------------------------------------------------------------------------- framing
@@ -117,6 +129,8 @@ class Codec:
         kind = type(value)
         if value is None or kind is bool or kind is str:
             return value
+        if kind is ValueOrReference:
+            return self._value_or_reference(value, blobs, depth)
         if kind is int:
             return value if abs(value) < 2**53 else {"t": "int", "v": str(value)}
         if kind is float:
@@ -181,6 +195,23 @@ class Codec:
         except Exception:  # noqa: BLE001
             text = "?"
         return {"t": "ref", "id": self.export(value), "kind": kind, "type": type(value).__name__, "repr": text}
+
+    def _value_or_reference(self, wrapped: ValueOrReference, blobs: list[bytes], depth: int):
+        start = len(blobs)
+        try:
+            if _rough_size(wrapped.value) > wrapped.budget:
+                raise Unsendable("too large to send by value")
+            node = self.encode(wrapped.value, blobs, depth + 1)
+            if sum(len(b) for b in blobs[start:]) > wrapped.budget:
+                raise Unsendable("too large to send by value")
+            return node
+        except (Exception, MemoryError):  # noqa: BLE001 (whatever fails by value goes by reference)
+            del blobs[start:]
+            if not self.allow_references:
+                raise
+            text = type(wrapped.value).__name__
+            kind = "callable" if callable(wrapped.value) else "object"
+            return {"t": "ref", "id": self.export(wrapped.value), "kind": kind, "type": text, "repr": f"<{text}>"}
 
     @staticmethod
     def _npy(np, array, blobs: list[bytes]) -> int:
@@ -280,7 +311,9 @@ class Codec:
                 dataset = dataset.concatenate(tf.data.Dataset.from_tensors(batch))
             return dataset
         if tag == "ref":
-            return self.make_proxy(int(node["id"]), str(node.get("kind")), str(node.get("type")), str(node["repr"]))
+            return self.make_proxy(
+                int(node["id"]), str(node.get("kind")), str(node.get("type")), str(node["repr"])
+            )
         if tag == "yours":
             key = int(node["id"])
             if key not in self.exports:
@@ -292,6 +325,7 @@ class Codec:
         import keras
         import numpy as np
 
+        _import_course_layers(node["config"])
         layer = keras.saving.deserialize_keras_object(node["config"], safe_mode=True)
         weights = [np.load(io.BytesIO(blobs[i]), allow_pickle=False) for i in node["w"]]
         if len(weights) != len(layer.weights):
@@ -315,6 +349,41 @@ class Codec:
                 values[i] = flatten_layers(values[int(item["arg"])])[int(item["index"])]
         n = len(node["args"])
         return values[:n], dict(zip(node["kwargs"], values[n:]))
+
+
+COURSE_LAYER_MODULES = ("cnnbook.counting",)  # modules of registered Keras layers a config may name
+
+
+def _import_course_layers(config, depth: int = 0) -> None:
+    """Import the course's own module of a registered Keras class that a config names (``cnnbook>ImageCounter``),
+    so that it deserializes; no other module is imported on a config's say-so."""
+    if depth > 60:
+        return
+    if isinstance(config, dict):
+        module = config.get("module")
+        if isinstance(module, str) and module in COURSE_LAYER_MODULES and module not in sys.modules:
+            importlib.import_module(module)
+        for value in config.values():
+            _import_course_layers(value, depth + 1)
+    elif isinstance(config, list):
+        for value in config:
+            _import_course_layers(value, depth + 1)
+
+
+def _rough_size(value, depth: int = 0) -> int:
+    """A cheap lower bound of the bytes a value takes by value: buffers and arrays, through lists and dicts."""
+    if depth > 4:
+        return 0
+    if isinstance(value, (bytes, bytearray, str)):
+        return len(value)
+    nbytes = getattr(type(value), "nbytes", None)
+    if nbytes is not None and type(value).__module__.startswith("numpy"):
+        return int(value.nbytes)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sum(_rough_size(item, depth + 1) for item in list(value)[:10_000])
+    if isinstance(value, dict):
+        return sum(_rough_size(item, depth + 1) for item in list(dict.values(value))[:10_000])
+    return 0
 
 
 def _json_default(value):
@@ -362,6 +431,66 @@ def apply_state(original, new) -> None:
             original.optimizer.iterations.assign(int(keras.ops.convert_to_numpy(new.optimizer.iterations)))
         except Exception:  # noqa: BLE001 (a compile config this Keras cannot rebuild leaves it uncompiled)
             pass
+
+
+def return_aliases(value, args: list) -> list[list[int]]:
+    """Which arguments a call returned inside its result: ``[i, -1]`` when it returned argument ``i`` itself,
+    ``[i, k]`` when argument ``i`` (a Keras layer) is layer ``k`` of the returned model
+    (``build_transfer_model(base, ...)`` returns a model around the very ``base`` it was given)."""
+    out = []
+    for i, arg in enumerate(args):
+        if arg is value and (_is_keras_layer(arg) or type(arg).__module__.startswith("numpy")):
+            out.append([i, -1])
+    if out or not _is_keras_layer(value):
+        return out
+    layers = list(getattr(value, "layers", []) or [])
+    for i, arg in enumerate(args):
+        if _is_keras_layer(arg):
+            index = next((k for k, layer in enumerate(layers) if layer is arg), None)
+            if index is not None:
+                out.append([i, index])
+    return out
+
+
+def apply_aliases(value, args: list, alias: list):
+    """The caller's side of :func:`return_aliases`: the caller's own argument object where the callee returned
+    its argument, or the returned model rewired around the caller's own layers, so identity checks hold
+    (``base in model.layers``) and the caller's layer records the call (``base._inbound_nodes``)."""
+    grafts = {}
+    for pair in alias:
+        try:
+            i, k = int(pair[0]), int(pair[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if not 0 <= i < len(args):
+            continue
+        if k < 0:
+            return args[i]
+        grafts[k] = args[i]
+    if not grafts or not _is_keras_layer(value):
+        return value
+    layers = list(getattr(value, "layers", []) or [])
+    swap = {
+        id(layers[k]): original
+        for k, original in grafts.items()
+        if k < len(layers)
+        and type(layers[k]) is type(original)
+        and len(layers[k].weights) == len(original.weights)
+    }
+    if not swap:
+        return value
+    keras = _keras()
+    try:
+        rewired = keras.models.clone_model(value, clone_function=lambda layer: swap.get(id(layer), layer))
+    except Exception:  # noqa: BLE001 (a model Keras cannot rebuild this way stays a copy)
+        return value
+    if getattr(value, "compiled", False) and getattr(value, "optimizer", None) is not None:
+        try:
+            rewired.compile_from_config(value.get_compile_config())
+            rewired.optimizer.iterations.assign(int(keras.ops.convert_to_numpy(value.optimizer.iterations)))
+        except Exception:  # noqa: BLE001
+            pass
+    return rewired
 
 
 class Proxy:
@@ -486,7 +615,8 @@ class Channel:
                 for index, node in reply.get("back", []):
                     if 0 <= int(index) < len(values):
                         apply_state(values[int(index)], self.codec.decode(node, reply_blobs))
-                return self.codec.decode(reply.get("value"), reply_blobs)
+                value = self.codec.decode(reply.get("value"), reply_blobs)
+                return apply_aliases(value, values, reply.get("alias") or [])
             if kind == "raise":
                 raise rebuild_error(reply)
             self.serve(reply, reply_blobs)
@@ -495,6 +625,7 @@ class Channel:
         op = header.get("op")
         try:
             args, kwargs = self.codec.decode_call(header.get("call") or {"args": [], "kwargs": {}}, blobs)
+            alias: list = []
             if op in self.extra_ops:
                 value, back = self.extra_ops[op](header, args, kwargs), []
             else:
@@ -513,8 +644,12 @@ class Channel:
                     raise LookupError(f"unknown request {op!r}")
                 everything = list(args) + list(kwargs.values())
                 back = copy_back_targets(everything) if op == "call" else []
+                alias = return_aliases(value, everything) if op == "call" else []
             reply_blobs: list[bytes] = []
-            reply = {"op": "ok", "value": self.codec.encode(value, reply_blobs)}
+            returned = None if any(layer < 0 for _, layer in alias) else value
+            reply = {"op": "ok", "value": self.codec.encode(returned, reply_blobs)}
+            if alias:
+                reply["alias"] = alias
             if back:
                 everything = list(args) + list(kwargs.values())
                 reply["back"] = [[i, self.codec.encode(everything[i], reply_blobs)] for i in back]
