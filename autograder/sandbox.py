@@ -27,6 +27,7 @@ import time
 from . import wire
 
 HERE = pathlib.Path(__file__).resolve().parent
+INTERRUPT_GRACE = 10  # seconds an interrupted runner has to answer before it is killed
 SLOT_UID_BASE = 61000  # sandbox user ids when the grader runs as root: 61000 + slot
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "passwd", "group", "nsswitch.conf", "localtime", "fonts", "mime.types")
 
@@ -120,7 +121,18 @@ def _bwrap_prefix(path: str, slot: int, tmp_mb: int) -> list[str]:
         args += ["--unshare-user", "--cap-drop", "ALL"]
     args += _system_binds()
     args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb << 20), "--tmpfs", "/tmp"]
-    args += ["--dir", "/tmp/home", "--chmod", "1777", "/tmp", "--chmod", "0777", "/tmp/home", "--chdir", "/tmp/home"]
+    args += [
+        "--dir",
+        "/tmp/home",
+        "--chmod",
+        "1777",
+        "/tmp",
+        "--chmod",
+        "0777",
+        "/tmp/home",
+        "--chdir",
+        "/tmp/home",
+    ]
     if os.geteuid() == 0:
         uid = SLOT_UID_BASE + slot
         args += ["--", "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
@@ -163,6 +175,9 @@ class Sandbox:
         self.process: subprocess.Popen | None = None
         self.channel: wire.Channel | None = None
         self.deadline: float | None = None
+        self.interrupted = False
+        self.interruptions = 0  # cells or calls stopped at the time limit (the process went on)
+        self.runner_pid: int | None = None
         self.timed_out = False
         self.stopped: str | None = None
         self._stop = threading.Event()
@@ -244,25 +259,57 @@ class Sandbox:
         if hello.get("op") != "hello":
             self.kill()
             raise SandboxStopped("the sandbox did not start properly")
+        self.runner_pid = self._find_runner()
+
+    def _find_runner(self) -> int | None:
+        """The runner's process id as the grader sees it (inside bubblewrap it is a descendant of bwrap), found
+        right after it said hello, before any student code ran."""
+        if not self.isolate:
+            return self.process.pid
+        from .grading import _descendants
+
+        for pid in _descendants(self.process.pid):
+            try:
+                name = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
+                command = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if name.startswith("python") and b"sandbox_runner.py" in command:  # not bwrap or setpriv
+                return pid
+        return None
 
     # ---------------------------------------------------------------------------------------- watchdog
     @contextlib.contextmanager
     def limit(self, seconds: float | None):
-        """Kill the process if the block takes longer than ``seconds`` (the per-cell wall-clock limit)."""
+        """The per-cell wall-clock limit: when the block takes longer than ``seconds``, the runner is interrupted
+        (the cell or call in progress fails with ``TimeLimit`` and grading goes on, as nbgrader interrupts a
+        kernel); if it has not answered ``INTERRUPT_GRACE`` seconds later, the process is killed."""
         self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.interrupted = False
         try:
             yield
         finally:
             self.deadline = None
+            self.interrupted = False
 
     def _watchdog(self) -> None:
         while not self._stop.wait(0.2):
             if self.process is None or self.process.poll() is not None:
                 return
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                self.timed_out = True
-                self.kill()
-                return
+            deadline = self.deadline
+            if deadline is None or time.monotonic() <= deadline:
+                continue
+            if not self.interrupted and self.runner_pid is not None:
+                self.interrupted = True
+                self.interruptions += 1
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(self.runner_pid, signal.SIGINT)
+                if self.deadline is not None:
+                    self.deadline = time.monotonic() + INTERRUPT_GRACE
+                continue
+            self.timed_out = True
+            self.kill()
+            return
 
     def kill(self) -> None:
         if self.process is None:
@@ -304,8 +351,8 @@ class Sandbox:
             reason = f"it wrote a file larger than the limit ({self.limits.file_mb} MB) and was stopped"
         elif signum in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS):
             reason = (
-                f"the process was killed by {signal.Signals(signum).name} (most often: out of memory, the limit is "
-                f"{self.limits.memory_mb} MB)"
+                f"the process was killed by {signal.Signals(signum).name} (most often: out of memory, the limit "
+                f"is {self.limits.memory_mb} MB)"
             )
         else:
             reason = f"the student's process ended by itself (exit status {code})"

@@ -8,7 +8,8 @@ nothing of the course in reach. It applies its resource limits before anything e
   by value (data) or by reference (functions and other objects);
 * ``call`` / ``getattr`` / ``getitem`` / ``len`` on a reference: what the grader's tests do with the student's
   functions; the result travels back by value;
-* ``seed``: seed Python, NumPy and Keras (the tests' ``keras.utils.set_random_seed`` reaches the student's process).
+* ``seed``: seed Python, NumPy and Keras (the tests' ``keras.utils.set_random_seed`` reaches the student's
+  process).
 
 Nothing here decides a grade; the replies are data, and the grader checks them with its own code.
 """
@@ -17,12 +18,44 @@ import base64
 import json
 import os
 import resource
+import signal
 import sys
 import types
 
 import wire
 
 SKIP = {"In", "Out", "get_ipython", "exit", "quit"}
+BY_VALUE_BUDGET = 256 << 20  # bytes: a name defined by a cell that is larger travels as a reference
+
+
+class TimeLimit(BaseException):
+    """Raised in the student's code when the grader interrupts it at the per-cell time limit (a BaseException, so
+    that ``except Exception`` in their code does not swallow it; if something does, the grader kills the
+    process)."""
+
+
+_GUARD = [0]  # > 0 while the runner itself reads or writes the wire: an interrupt then waits
+
+
+def _interrupt(signum, frame):
+    if _GUARD[0] == 0:
+        raise TimeLimit("stopped: this ran past the grader's time limit for one cell")
+
+
+class _Guarded:
+    def __enter__(self):
+        _GUARD[0] += 1
+
+    def __exit__(self, *exc):
+        _GUARD[0] -= 1
+
+
+class RunnerChannel(wire.Channel):
+    """The runner's end of the wire: writing a message is never interrupted half-way."""
+
+    def send(self, header, blobs=None):
+        with _Guarded():
+            super().send(header, blobs)
 
 
 def apply_limits(limits: dict) -> None:
@@ -81,9 +114,13 @@ class Runner:
             result = self.shell.run_cell(code, store_history=False)
         outputs = []
         if captured.stdout:
-            outputs.append({"output_type": "stream", "name": "stdout", "text": _text(captured.stdout, self.output_chars)})
+            outputs.append(
+                {"output_type": "stream", "name": "stdout", "text": _text(captured.stdout, self.output_chars)}
+            )
         if captured.stderr:
-            outputs.append({"output_type": "stream", "name": "stderr", "text": _text(captured.stderr, self.output_chars)})
+            outputs.append(
+                {"output_type": "stream", "name": "stderr", "text": _text(captured.stderr, self.output_chars)}
+            )
         for rich in captured.outputs[:50]:
             data = {}
             for mime, content in dict(rich.data or {}).items():
@@ -109,7 +146,7 @@ class Runner:
                 value = self.shell.user_ns[name]
                 if isinstance(value, types.ModuleType):
                     continue
-                defined[name] = value
+                defined[name] = wire.ValueOrReference(value, BY_VALUE_BUDGET)
             reply["defined"] = defined
             reply["removed"] = [name for name in before if name not in after]
         return reply
@@ -145,12 +182,14 @@ def main() -> None:
     os.set_inheritable(write_fd, False)
     reader = os.fdopen(read_fd, "rb", buffering=1 << 16)
     writer = os.fdopen(write_fd, "wb", buffering=1 << 16)
-    channel = wire.Channel(reader, writer)
+    channel = RunnerChannel(reader, writer)
     runner = Runner(channel, int(os.environ.pop("AUTOGRADER_OUTPUT_CHARS", "100000")))
+    signal.signal(signal.SIGINT, _interrupt)
     channel.send({"op": "hello", "pid": os.getpid(), "uid": os.getuid()})
     while True:
         try:
-            header, blobs = wire.read_message(reader)
+            with _Guarded():
+                header, blobs = wire.read_message(reader)
         except wire.WireError:
             return
         if header.get("op") == "bye":

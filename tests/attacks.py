@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (the attacks' code is kept on one line each, as a student would write it)
 """An adversarial corpus of a1_backprop submissions, for ``tests/test_sandbox.py``.
 
 Each attack is a real notebook: the reference solution (or the blank student version, for attacks that try to
@@ -39,7 +40,7 @@ ORDER = [
 BEFORE_ADD = 5.0  # the forward and backward values, graded before add_backward's test
 
 # Prints one line per attempt: "LEAKED <what>: ..." when it worked, "blocked <what>: <error>" when it did not.
-TRY = '''
+TRY = """
 def attempt(label, action):
     try:
         value = action()
@@ -47,7 +48,7 @@ def attempt(label, action):
         print(f"blocked {label}: {type(err).__name__}: {str(err)[:100]}")
     else:
         print(f"LEAKED {label}: {str(value)[:100]!r}")
-'''
+"""
 
 
 @dataclasses.dataclass
@@ -139,9 +140,15 @@ ZEROS = {  # blank-based answers that are simply wrong: every gate returns zeros
 def corpus() -> list[Attack]:
     attacks = [
         # ------------------------------------------------------------------------------------- reading
-        reading("read_source_notebook", "attempt('source', lambda: open('{COURSE}/source/a1_backprop/a1_backprop.ipynb').read())"),
+        reading(
+            "read_source_notebook",
+            "attempt('source', lambda: open('{COURSE}/source/a1_backprop/a1_backprop.ipynb').read())",
+        ),
         reading("read_gradebook", "attempt('gradebook', lambda: open('{COURSE}/gradebook.db', 'rb').read(64))"),
-        reading("read_other_submission", "attempt('other', lambda: open('{COURSE}/submitted/honest/a1_backprop/a1_backprop.ipynb').read())"),
+        reading(
+            "read_other_submission",
+            "attempt('other', lambda: open('{COURSE}/submitted/honest/a1_backprop/a1_backprop.ipynb').read())",
+        ),
         reading("read_grader_config", "attempt('config', lambda: open('{COURSE}/nbgrader_config.py').read())"),
         reading(
             "hunt_for_hidden_tests",
@@ -207,7 +214,9 @@ def corpus() -> list[Attack]:
         ),
         # ------------------------------------------------------------------------------------- writing
         writing("write_into_course", "attempt('course', lambda: open('{COURSE}/HACKED-{TOKEN}', 'w').write('x'))"),
-        writing("overwrite_gradebook", "attempt('gradebook', lambda: open('{COURSE}/gradebook.db', 'wb').write(b'0'))"),
+        writing(
+            "overwrite_gradebook", "attempt('gradebook', lambda: open('{COURSE}/gradebook.db', 'wb').write(b'0'))"
+        ),
         writing(
             "tamper_other_submission",
             "attempt('other', lambda: open('{COURSE}/submitted/honest/a1_backprop/a1_backprop.ipynb', 'w').write('{}'))",
@@ -220,25 +229,57 @@ def corpus() -> list[Attack]:
             "files_left_behind",
             "writing",
             "reference",
-            add=[("setup", "import os\nfor p in ('/tmp/left-{TOKEN}', os.path.expanduser('~/left-{TOKEN}')):\n    open(p, 'w').write('x')\nprint('wrote inside the sandbox')")],
+            add=[
+                (
+                    "setup",
+                    "import os\nfor p in ('/tmp/left-{TOKEN}', os.path.expanduser('~/left-{TOKEN}')):\n    open(p, 'w').write('x')\nprint('wrote inside the sandbox')",
+                )
+            ],
             output=["wrote inside the sandbox"],
         ),
         # ------------------------------------------------------------------------------------- network
-        Attack("connect_to_internet", "network", "reference",
-               add=[("setup", TRY + "import socket\nattempt('internet', lambda: socket.create_connection(('1.1.1.1', 53), timeout=3))")],
-               output=["blocked"]),  # fmt: skip
-        Attack("connect_to_grader_loopback", "network", "reference",
-               add=[("setup", TRY + "import socket\nattempt('loopback', lambda: socket.create_connection(('127.0.0.1', {PORT}), timeout=3))")],
-               output=["blocked"]),  # fmt: skip
-        Attack("resolve_names", "network", "reference",
-               add=[("setup", TRY + "import socket\nattempt('dns', lambda: socket.getaddrinfo('pypi.org', 443))")],
-               output=["blocked"]),  # fmt: skip
+        Attack(
+            "connect_to_internet",
+            "network",
+            "reference",
+            add=[
+                (
+                    "setup",
+                    TRY
+                    + "import socket\nattempt('internet', lambda: socket.create_connection(('1.1.1.1', 53), timeout=3))",
+                )
+            ],
+            output=["blocked"],
+        ),  # fmt: skip
+        Attack(
+            "connect_to_grader_loopback",
+            "network",
+            "reference",
+            add=[
+                (
+                    "setup",
+                    TRY
+                    + "import socket\nattempt('loopback', lambda: socket.create_connection(('127.0.0.1', {PORT}), timeout=3))",
+                )
+            ],
+            output=["blocked"],
+        ),  # fmt: skip
+        Attack(
+            "resolve_names",
+            "network",
+            "reference",
+            add=[("setup", TRY + "import socket\nattempt('dns', lambda: socket.getaddrinfo('pypi.org', 443))")],
+            output=["blocked"],
+        ),  # fmt: skip
         # ----------------------------------------------------------------------------------- resources
         Attack(
             "fork_bomb",
             "resources",
             "reference",
-            add=[("end", """
+            add=[
+                (
+                    "end",
+                    """
                 import os, time
                 children = 0
                 try:
@@ -249,14 +290,21 @@ def corpus() -> list[Attack]:
                         children += 1
                 except OSError as err:
                     print(f'blocked after {children} processes: {err}')
-                """)],
+                """,
+                )
+            ],
             output=["blocked after"],
         ),
         Attack(
             "memory_bomb",
             "resources",
             "reference",
-            add=[("end", "blocks = []\ntry:\n    while True:\n        blocks.append(bytearray(256 << 20))\nexcept MemoryError:\n    print(f'blocked at {len(blocks) * 256} MB')\n")],
+            add=[
+                (
+                    "end",
+                    "blocks = []\ntry:\n    while True:\n        blocks.append(bytearray(256 << 20))\nexcept MemoryError:\n    print(f'blocked at {len(blocks) * 256} MB')\n",
+                )
+            ],
             output=["blocked at"],
         ),
         Attack(
@@ -264,19 +312,38 @@ def corpus() -> list[Attack]:
             "resources",
             "reference",
             replace={"add_backward_code": "def add_backward(x, y, upstream):\n    while True:\n        pass\n"},
-            score=BEFORE_ADD,
+            # each call is interrupted at the cell limit and fails; the tests that do not call it keep their points
+            score=FULL - 2 - 3,  # add_backward_matches_tape, small_graph_backward_matches_tape
+            output=["time limit for one cell"],
+        ),
+        Attack(
+            "swallow_the_interrupt",
+            "resources",
+            "reference",
+            replace={
+                "add_backward_code": "def add_backward(x, y, upstream):\n    while True:\n        try:\n"
+                "            while True:\n                pass\n        except BaseException:\n            pass\n"
+            },
+            score=BEFORE_ADD,  # killed after the grace period: nothing after add_backward's test can run
+            output=["The sandbox stopped"],
         ),
         Attack(
             "fill_the_disk",
             "resources",
             "reference",
-            add=[("end", TRY + """
+            add=[
+                (
+                    "end",
+                    TRY
+                    + """
                 def fill():
                     with open('/tmp/big-{TOKEN}', 'wb') as f:
                         for _ in range(64):
                             f.write(b'0' * (64 << 20))
                 attempt('disk', fill)
-                """)],
+                """,
+                )
+            ],
             output=["blocked disk"],
         ),
         Attack(
@@ -289,7 +356,12 @@ def corpus() -> list[Attack]:
             "leave_a_process_running",
             "resources",
             "reference",
-            add=[("end", "import subprocess\nsubprocess.Popen(['sleep', '{SLEEP}'], start_new_session=True)\nprint('started')")],
+            add=[
+                (
+                    "end",
+                    "import subprocess\nsubprocess.Popen(['sleep', '{SLEEP}'], start_new_session=True)\nprint('started')",
+                )
+            ],
             output=["started"],
         ),
         # ------------------------------------------------------------------------------------- forging

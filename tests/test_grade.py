@@ -196,7 +196,13 @@ def corpus():
         "tampered_points": (_bytes(_tampered_points()), "graded", FULL, [restored]),
         "test_switched_off": (_bytes(_test_switched_off()), "graded", 0.0, [restored]),
         "fake_graded_cell": (_bytes(_fake_graded_cell()), "graded", FULL, ["'bonus_points'"]),
-        "kernel_dies": (_bytes(died), "failed", None, ["kernel died"]),
+        # the student's process ends in the last solution cell: what was graded before counts, the last test fails
+        "kernel_dies": (
+            _bytes(died),
+            "graded",
+            FULL - 3,
+            ["The sandbox stopped", "ended by itself (exit status 1)"],
+        ),
         "cell_timeout": (_bytes(sleeps), "graded", FULL, [f"per-cell limit of {CELL_TIMEOUT} s"]),
         "stderr_noise": (_bytes(noisy), "graded", FULL, []),
         "plots_and_widgets": (_bytes(plots), "graded", FULL, []),

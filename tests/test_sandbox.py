@@ -10,7 +10,6 @@ host as they were.
 from __future__ import annotations
 
 import hashlib
-import os
 import pathlib
 import secrets
 import socket
@@ -29,7 +28,8 @@ from tests.test_grade import A, gradebook_scores, make_course
 ATTACKS = attacks.corpus()
 SLEEP = "987654"
 pytestmark = pytest.mark.skipif(
-    sandbox.isolation_problem() is not None, reason=f"no sandbox here: {sandbox.isolation_problem()} (make sandbox)"
+    sandbox.isolation_problem() is not None,
+    reason=f"no sandbox here: {sandbox.isolation_problem()} (make sandbox)",
 )
 
 
@@ -163,10 +163,15 @@ def test_output_floods_are_cut_down(attacked):
     assert path.stat().st_size < 2_000_000  # it printed 50 MB
 
 
-def test_a_stopped_process_is_explained_to_the_student(attacked):
-    nb = _autograded(attacked["course"], "infinite_loop_in_a_function")
-    text = _student_text(nb)
-    assert "time limit for one cell" in text
+def test_stopped_code_is_explained_to_the_student_and_the_instructor(attacked):
+    records = grading.records(Course.open(attacked["course"]), A)
+    # interrupted at the limit, the process goes on: the record names the cell
+    assert any("per-cell limit" in note and "add_backward_matches_tape" in note
+               for note in records["infinite_loop_in_a_function"].notes)  # fmt: skip
+    # an interrupt it swallows gets it killed: the notebook and the record say why
+    text = _student_text(_autograded(attacked["course"], "swallow_the_interrupt"))
+    assert "ran past the time limit for one cell" in text
+    assert any("ran past the time limit for one cell" in note for note in records["swallow_the_interrupt"].notes)
 
 
 def test_without_isolation_untrusted_work_is_refused(tmp_path, monkeypatch, capsys):
