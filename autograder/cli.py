@@ -149,7 +149,9 @@ def _grade(course: Course, args) -> int:
 
     start = time.monotonic()
     trusted = args.trust_submissions or course.settings.trust_submissions
-    isolate = grading.isolation(course, trusted, log=lambda text: err.print(f"[bold red]{text}[/]", soft_wrap=True))
+    isolate = grading.isolation(
+        course, trusted, log=lambda text: err.print(f"[bold red]{text}[/]", soft_wrap=True)
+    )
     template = grading.prepare(course, assignment, standin, isolate)
     if course.settings.canary and not args.no_canary:
         grading.canary(course, template, log=err.print)

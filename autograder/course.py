@@ -11,7 +11,7 @@ The grader's own settings sit in the same ``nbgrader_config.py`` under ``c.Autog
     c.Autograder.standin_data = False        # True only for testing the course: grade on stand-in datasets
     c.Autograder.lms_patterns = {"mylms": r"(?P<student_id>[^/]+)/(?P<file_id>[^/]+)\\.ipynb"}
     c.Autograder.sandbox_limits = {"memory_mb": 8192}   # see autograder/SANDBOX.md for the limits and defaults
-    c.Autograder.trust_submissions = False   # True grades WITHOUT the sandbox where it is missing (trusted code only)
+    c.Autograder.trust_submissions = False   # True: grade WITHOUT the sandbox where it is missing (trusted only)
 
 The per-cell time limit is nbgrader's own ``c.Execute.timeout``.
 """

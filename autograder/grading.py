@@ -326,6 +326,15 @@ def _cell_errors(nb) -> dict[str, str]:
     return out
 
 
+def _sandbox_stopped(nb) -> str:
+    """The message of the first 'the sandbox stopped' error (the student's process died: a limit, its own exit)."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error" and output.get("ename") == "SandboxStopped":
+                return str(output.get("evalue", ""))
+    return ""
+
+
 def _first_error(nb) -> str:
     """'cell N: Name: message' of the first cell that raised, graded or not (the cause of what follows)."""
     for index, cell in enumerate(nb.cells):
@@ -361,7 +370,10 @@ def sandbox_steps() -> list[str]:
 
 
 def sandbox_config(course: Course, template: Template, slot: int) -> str:
-    """The lines added to a worker's nbgrader_config.py: nbgrader's Execute step replaced by the sandboxed one."""
+    """The lines added to a worker's nbgrader_config.py: nbgrader's Execute step replaced by the sandboxed one.
+    Trusted submissions (no sandbox here, ``--trust-submissions``) keep stock nbgrader's kernel: nothing added."""
+    if not template.isolate:
+        return ""
     steps = sandbox_steps()
     return (
         "\n# Added by the grader for this submission only.\n"
@@ -440,8 +452,11 @@ def grade_one(
         result.notes.append(f"late penalty of {penalty:g} points (nbgrader's late-submission plugin)")
     autograded = nbformat.read(graded, as_version=4)
     for grade_id, error in _cell_errors(autograded).items():
-        if error.startswith("CellTimeoutError"):
+        if error.startswith(("CellTimeoutError", "TimeLimit")):
             result.notes.append(f"cell {grade_id!r} was stopped at the per-cell limit of {course.cell_timeout} s")
+    stopped = _sandbox_stopped(autograded)
+    if stopped:
+        result.notes.append(stopped)
     if not template.isolate:
         result.notes.append("graded WITHOUT the sandbox (--trust-submissions)")
     result.status = GRADED
