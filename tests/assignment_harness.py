@@ -238,13 +238,13 @@ class Course:
         self.assignment = assignment
         self.dir = pathlib.Path(directory)
         shutil.copy(ROOT / "nbgrader_config.py", self.dir / "nbgrader_config.py")
-        if sandboxed:
+        from autograder.sandbox import isolation_problem
+
+        if sandboxed and isolation_problem() is None:
             from autograder.grading import sandbox_steps
-            from autograder.sandbox import isolation_problem
 
             with open(self.dir / "nbgrader_config.py", "a", encoding="utf-8") as config:
                 config.write(f"\nc.Autograde.autograde_preprocessors = {sandbox_steps()!r}\n")
-                config.write(f"c.SandboxedExecute.isolate = {isolation_problem() is None!r}\n")
         shutil.copytree(ROOT / "source" / assignment, self.dir / "source" / assignment)
 
     def generate(self) -> nbformat.NotebookNode:
