@@ -1,12 +1,14 @@
-"""Seconds per submission: stock ``nbgrader autograde`` against ``autograder grade --workers 1`` and ``2``.
+"""Seconds per submission: stock ``nbgrader autograde`` against ``autograder grade --workers 1`` and ``2``, each
+with the sandbox (the default) and without it (``--trust-submissions``).
 
 Usage: .venv/bin/python bench/grading.py [--assignments a2_conv_arithmetic a4_keras_cnn] [--submissions 8]
 
 For each assignment, builds one set of submissions (the reference solution, the blank student version and wrong
 answers from ``tests/wrong_answers/``), copies it into three fresh course directories and grades it there:
 stock nbgrader (``generate_assignment`` then one ``autograde`` of the whole class), then ``autograder grade``
-with one worker and with two (``--no-canary``, so the three runs grade exactly the same notebooks; the canary's
-own time is measured separately). Checks that the three gradebooks agree, and appends the timings with the date,
+with one worker and with two, sandboxed and trusted (``--no-canary``, so all runs grade exactly the same
+notebooks). ``sandbox_slowdown_workers_N`` is the sandboxed run's time over the trusted run's at the same number of
+workers: what isolation costs. Checks that all the gradebooks agree, and appends the timings with the date,
 the commit and the machine to ``bench/results/grading.json``. Grading uses the stand-in datasets (``--standin``;
 stock nbgrader gets ``CNNBOOK_STANDIN=1``), as this machine cannot download the real ones.
 """
@@ -73,6 +75,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--assignments", nargs="+", default=["a2_conv_arithmetic", "a4_keras_cnn"])
     parser.add_argument("--submissions", type=int, default=8)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     env = harness.grading_env()
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
@@ -95,24 +98,24 @@ def main() -> int:
             }
             print(f"{assignment}: stock nbgrader autograde {seconds:.0f} s for {n}", flush=True)
             expected = scores(stock, assignment)
-            for workers in (1, 2):
-                folder = course(tmp / f"workers{workers}", assignment, subs)
-                if workers == 1:  # the canary, timed on its own (a real run grades it once per source change)
-                    canary = run([sys.executable, "-m", "autograder", "grade", assignment, "--standin",
-                                  "--student", "reference"], folder, env)  # fmt: skip
-                    row["canary_and_one_submission_seconds"] = round(canary, 1)
-                    shutil.rmtree(folder)
-                    folder = course(tmp / "workers1-again", assignment, subs)
-                command = [sys.executable, "-m", "autograder", "grade", assignment, "--standin", "--no-canary",
-                           "--workers", str(workers)]  # fmt: skip
-                seconds = run(command, folder, env)
-                got = scores(folder, assignment)
-                if got != expected:
-                    raise SystemExit(f"scores differ from stock nbgrader's: {got} != {expected}")
-                row[f"autograder_workers_{workers}"] = {"seconds": round(seconds, 1),
-                                                        "per_submission": round(seconds / n, 2)}  # fmt: skip
-                print(f"{assignment}: autograder grade --workers {workers} {seconds:.0f} s for {n}", flush=True)
-        row["same_scores_in_all_three"] = True
+            for workers in args.workers:
+                for sandboxed in (True, False):
+                    label = f"autograder_workers_{workers}" + ("" if sandboxed else "_trusted")
+                    folder = course(tmp / label, assignment, subs)
+                    command = [sys.executable, "-m", "autograder", "grade", assignment, "--standin", "--no-canary",
+                               "--workers", str(workers)]  # fmt: skip
+                    if not sandboxed:
+                        command.append("--trust-submissions")
+                    seconds = run(command, folder, env)
+                    got = scores(folder, assignment)
+                    if got != expected:
+                        raise SystemExit(f"{label}: scores differ from stock nbgrader's: {got} != {expected}")
+                    row[label] = {"seconds": round(seconds, 1), "per_submission": round(seconds / n, 2)}
+                    print(f"{assignment}: {label} {seconds:.0f} s for {n}", flush=True)
+                trusted = row[f"autograder_workers_{workers}_trusted"]["seconds"]
+                row[f"sandbox_slowdown_workers_{workers}"] = round(row[f"autograder_workers_{workers}"]["seconds"]
+                                                                   / trusted, 2)  # fmt: skip
+        row["same_scores_in_all_runs"] = True
         entry["assignments"][assignment] = row
     history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     history.append(entry)
