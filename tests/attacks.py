@@ -89,11 +89,11 @@ def _index(nb, grade_id: str) -> int:
 
 
 def reading(name: str, action: str) -> Attack:
-    return Attack(name, "reading", "reference", add=[("setup", TRY + action)], output=["blocked"])
+    return Attack(name, "reading", "reference", add=[("setup", TRY + textwrap.dedent(action))], output=["blocked"])
 
 
 def writing(name: str, action: str) -> Attack:
-    return Attack(name, "writing", "reference", add=[("setup", TRY + action)], output=["blocked"])
+    return Attack(name, "writing", "reference", add=[("setup", TRY + textwrap.dedent(action))], output=["blocked"])
 
 
 # ---------------------------------------------------------------------------------------- structural edits
@@ -335,13 +335,13 @@ def corpus() -> list[Attack]:
                 (
                     "end",
                     TRY
-                    + """
+                    + textwrap.dedent("""
                 def fill():
                     with open('/tmp/big-{TOKEN}', 'wb') as f:
                         for _ in range(64):
                             f.write(b'0' * (64 << 20))
                 attempt('disk', fill)
-                """,
+                """),
                 )
             ],
             output=["blocked disk"],
