@@ -651,7 +651,6 @@ class Channel:
             if alias:
                 reply["alias"] = alias
             if back:
-                everything = list(args) + list(kwargs.values())
                 reply["back"] = [[i, self.codec.encode(everything[i], reply_blobs)] for i in back]
         except WireError:
             raise
