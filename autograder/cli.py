@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--course", help="the course directory (default: the current directory)")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=os.environ.get("AUTOGRADER_DB_URL") or None,
+        help="the course gradebook's database, e.g. postgresql://grader@db.example.edu/cnn (default: "
+        "$AUTOGRADER_DB_URL, else c.CourseDirectory.db_url, else gradebook.db beside nbgrader_config.py)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("collect", help="file an LMS export's notebooks under submitted/<student>/<assignment>/")
@@ -84,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-canary", action="store_true", help="do not grade the instructor's solution first")
     p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786, or the JSON file "
+        "of `dask scheduler --scheduler-file`); "
+        "default: a local cluster of --workers on this machine (autograder/CLUSTER.md)",
+    )
+    p.add_argument(
         "--trust-submissions",
         action="store_true",
         help="where the sandbox (bubblewrap) is unavailable, grade anyway with the grader's own rights: only for "
@@ -97,6 +111,29 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="grades as CSV and JSON (one row per student)")
     p.add_argument("assignment", nargs="*", help="assignments to export (default: every graded assignment)")
     p.add_argument("--out", default="exports", help="folder for the files (default: exports/)")
+
+    p = sub.add_parser("gradescope", help="a Gradescope autograder (zip) that grades with this grader")
+    p.add_argument("assignment")
+    p.add_argument("--out", default="dist", help="folder for <assignment>-gradescope.zip (default: dist/)")
+    p.add_argument(
+        "--standin",
+        action="store_true",
+        help="grade on the course's stand-in datasets and fetch no real ones (testing the bundle only: scores "
+        "are not valid for a real class)",
+    )
+    p.add_argument(
+        "--hidden-visibility",
+        default="after_published",
+        choices=("after_published", "after_due_date", "hidden", "visible"),
+        help="when students see the tests that have hidden parts (Gradescope's visibility; default: "
+        "after_published). Tests without hidden parts are always visible",
+    )
+    p.add_argument(
+        "--trust-submissions",
+        action="store_true",
+        help="where bubblewrap does not work in Gradescope's container, grade WITHOUT the sandbox: student code "
+        "can then read the hidden tests (every result says so). Default: refuse to grade there",
+    )
     return parser
 
 
@@ -107,10 +144,15 @@ def main(argv=None) -> int:
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     try:
-        course = Course.open(args.course)
-        return {"collect": _collect, "grade": _grade, "feedback": _feedback, "export": _export}[args.command](
-            course, args
-        )
+        course = Course.open(args.course, db_url=args.db)
+        commands = {
+            "collect": _collect,
+            "grade": _grade,
+            "feedback": _feedback,
+            "export": _export,
+            "gradescope": _gradescope,
+        }
+        return commands[args.command](course, args)
     except CourseError as error:
         err.print(f"[bold red]error:[/] {error}", soft_wrap=True)
         return 2
@@ -149,22 +191,37 @@ def _grade(course: Course, args) -> int:
 
     start = time.monotonic()
     trusted = args.trust_submissions or course.settings.trust_submissions
-    isolate = grading.isolation(
-        course, trusted, log=lambda text: err.print(f"[bold red]{text}[/]", soft_wrap=True)
-    )
-    template = grading.prepare(course, assignment, standin, isolate)
-    if course.settings.canary and not args.no_canary:
-        grading.canary(course, template, log=err.print)
-    todo, skipped, failed_earlier = grading.plan(course, template, students, args.force, args.retry_failed)
     workers = args.workers or course.workers
-    if skipped:
-        err.print(f"{len(skipped)} submission(s) graded before and unchanged: kept (use --force to grade again)")
-    if failed_earlier:
-        err.print(
-            f"{len(failed_earlier)} submission(s) failed before and are unchanged: not retried "
-            "(--retry-failed to try again)"
+    with grading.Cluster(workers, args.scheduler, log=err.print) as cluster:
+        if args.scheduler:
+            err.print(f"grading on the Dask cluster at {args.scheduler} ({cluster.describe()})")
+        isolate = grading.isolation(
+            course, trusted, log=lambda text: err.print(f"[bold red]{text}[/]", soft_wrap=True), cluster=cluster
         )
-    err.print(f"grading {len(todo)} submission(s) of {assignment} with {workers} worker(s)")
+        template = grading.prepare(course, assignment, standin, isolate)
+        todo, skipped, failed_earlier = grading.plan(course, template, students, args.force, args.retry_failed)
+        if skipped:
+            err.print(
+                f"{len(skipped)} submission(s) graded before and unchanged: kept (use --force to grade again)"
+            )
+        if failed_earlier:
+            err.print(
+                f"{len(failed_earlier)} submission(s) failed before and are unchanged: not retried "
+                "(--retry-failed to try again)"
+            )
+        check = course.settings.canary and not args.no_canary
+        if todo or check:
+            cluster.send(template)
+        if check:
+            grading.canary(course, template, log=err.print, cluster=cluster)
+        results = _grade_with_progress(course, assignment, template, todo, workers, cluster)
+    _summary(course, assignment, results, skipped, time.monotonic() - start)
+    return 0
+
+
+def _grade_with_progress(course, assignment, template, todo, workers, cluster):
+    where = "on the cluster" if cluster.remote else f"with {workers} worker(s)"
+    err.print(f"grading {len(todo)} submission(s) of {assignment} {where}")
 
     results = []
     if todo:
@@ -180,7 +237,12 @@ def _grade(course: Course, args) -> int:
             with Progress(*columns, console=err) as bar:
                 task = bar.add_task(assignment, total=len(todo))
                 results = grading.grade_batch(
-                    course, template, todo, workers, lambda r: bar.update(task, advance=1, description=r.student)
+                    course,
+                    template,
+                    todo,
+                    workers,
+                    lambda r: bar.update(task, advance=1, description=r.student),
+                    cluster,
                 )
         else:
             done, batch_start = [], time.monotonic()
@@ -195,9 +257,8 @@ def _grade(course: Course, args) -> int:
                     f"({result.seconds:.0f} s; elapsed {elapsed:.0f} s, ETA {eta:.0f} s)"
                 )
 
-            results = grading.grade_batch(course, template, todo, workers, line)
-    _summary(course, assignment, results, skipped, time.monotonic() - start)
-    return 0
+            results = grading.grade_batch(course, template, todo, workers, line, cluster)
+    return results
 
 
 def _summary(course, assignment, results, skipped, seconds):
@@ -263,6 +324,12 @@ def _export(course: Course, args) -> int:
     from . import export
 
     return export.run(course, args, out, err)
+
+
+def _gradescope(course: Course, args) -> int:
+    from . import gradescope
+
+    return gradescope.run(course, args, out, err)
 
 
 if __name__ == "__main__":

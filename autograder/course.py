@@ -70,7 +70,8 @@ class Course:
     settings: Autograder
 
     @classmethod
-    def open(cls, root: str | os.PathLike | None = None) -> Course:
+    def open(cls, root: str | os.PathLike | None = None, db_url: str | None = None) -> Course:
+        """The course at ``root``; ``db_url`` (``--db``) replaces the gradebook of ``nbgrader_config.py``."""
         root = pathlib.Path(root or os.getcwd()).resolve()
         if not (root / CONFIG_FILE).exists():
             raise CourseError(
@@ -78,6 +79,13 @@ class Course:
                 "directory (the repository root) or pass --course DIR."
             )
         config = PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
+        if db_url:
+            if "://" not in db_url:
+                raise CourseError(
+                    f"--db {db_url!r} is not a database URL; write it like "
+                    "postgresql://USER:PASSWORD@HOST:5432/DATABASE or sqlite:////absolute/path/gradebook.db"
+                )
+            config.CourseDirectory.db_url = db_url
         return cls(root, config, Autograder(config=config))
 
     # ---------------------------------------------------------------------------------------------- paths

@@ -1,7 +1,8 @@
-"""Seconds per submission: stock ``nbgrader autograde`` against ``autograder grade --workers 1`` and ``2``, each
-with the sandbox (the default) and without it (``--trust-submissions``).
+"""Seconds per submission and submissions per hour: stock ``nbgrader autograde`` against ``autograder grade`` with
+1, 2 and 4 workers (a local Dask cluster), with the sandbox (the default) and, with ``--trusted``, without it.
 
 Usage: .venv/bin/python bench/grading.py [--assignments a2_conv_arithmetic a4_keras_cnn] [--submissions 8]
+       [--workers 1 2 4] [--trusted]
 
 For each assignment, builds one set of submissions (the reference solution, the blank student version and wrong
 answers from ``tests/wrong_answers/``), copies it into three fresh course directories and grades it there:
@@ -75,7 +76,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--assignments", nargs="+", default=["a2_conv_arithmetic", "a4_keras_cnn"])
     parser.add_argument("--submissions", type=int, default=8)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--trusted",
+        action="store_true",
+        help="also grade without the sandbox (--trust-submissions) at each worker count: what isolation costs",
+    )
     args = parser.parse_args()
     env = harness.grading_env()
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
@@ -95,11 +101,12 @@ def main() -> int:
             row["stock_nbgrader_autograde"] = {
                 "seconds": round(seconds, 1),
                 "per_submission": round(seconds / n, 2),
+                "per_hour": round(3600 * n / seconds),
             }
             print(f"{assignment}: stock nbgrader autograde {seconds:.0f} s for {n}", flush=True)
             expected = scores(stock, assignment)
             for workers in args.workers:
-                for sandboxed in (True, False):
+                for sandboxed in (True, False) if args.trusted else (True,):
                     label = f"autograder_workers_{workers}" + ("" if sandboxed else "_trusted")
                     folder = course(tmp / label, assignment, subs)
                     command = [sys.executable, "-m", "autograder", "grade", assignment, "--standin", "--no-canary",
@@ -110,11 +117,24 @@ def main() -> int:
                     got = scores(folder, assignment)
                     if got != expected:
                         raise SystemExit(f"{label}: scores differ from stock nbgrader's: {got} != {expected}")
-                    row[label] = {"seconds": round(seconds, 1), "per_submission": round(seconds / n, 2)}
+                    row[label] = {
+                        "seconds": round(seconds, 1),
+                        "per_submission": round(seconds / n, 2),
+                        "per_hour": round(3600 * n / seconds),
+                        "time_over_stock": round(seconds / row["stock_nbgrader_autograde"]["seconds"], 2),
+                    }
                     print(f"{assignment}: {label} {seconds:.0f} s for {n}", flush=True)
-                trusted = row[f"autograder_workers_{workers}_trusted"]["seconds"]
-                row[f"sandbox_slowdown_workers_{workers}"] = round(row[f"autograder_workers_{workers}"]["seconds"]
-                                                                   / trusted, 2)  # fmt: skip
+                if args.trusted:
+                    trusted = row[f"autograder_workers_{workers}_trusted"]["seconds"]
+                    row[f"sandbox_slowdown_workers_{workers}"] = round(
+                        row[f"autograder_workers_{workers}"]["seconds"] / trusted, 2
+                    )
+            one = row.get("autograder_workers_1", {}).get("seconds")
+            for workers in args.workers:
+                if one and workers != 1:
+                    row[f"autograder_workers_{workers}"]["speedup_over_1_worker"] = round(
+                        one / row[f"autograder_workers_{workers}"]["seconds"], 2
+                    )
         row["same_scores_in_all_runs"] = True
         entry["assignments"][assignment] = row
     history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
