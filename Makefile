@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv sandbox book release test lint pytest clean
+.PHONY: venv sandbox browser postgres book release test lint pytest clean
 
 venv: $(STAMP)
 
@@ -41,8 +41,28 @@ sandbox:
 	    || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q bubblewrap >/dev/null; }; }
 	@bwrap --version
 
+## Headless Chromium, from Debian's packages (as root, or through sudo): tests/test_site.py opens the built site
+## in it through Playwright (which downloads no browser of its own).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+	    || { $$SUDO apt-get update -q >/dev/null \
+	         && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; }
+	@/usr/bin/chromium --version 2>/dev/null
+
+## PostgreSQL, from Debian's packages (as root, or through sudo): tests/test_cluster.py starts a private server
+## on loopback from it (a course gradebook can live on such a server: `autograder --db postgresql://...`).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 \
+	    || { $$SUDO apt-get update -q >/dev/null \
+	         && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }; }
+	@ls /usr/lib/postgresql/*/bin/postgres
+
 ## Lint, then the whole test suite (builds the book under the smoke profile once and checks it).
-test: sandbox lint pytest
+test: sandbox browser postgres lint pytest
 
 lint: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" pre-commit run --all-files
