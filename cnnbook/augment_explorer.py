@@ -165,7 +165,9 @@ def draw_static(images, setting: AugmentSetting = STATIC_SETTING, image_index: i
     rows = [name for name in LAYER_NAMES if describe_layer(name, setting) not in ("no flip", f"no {name}")]
     rows.append("all")
     ncols = setting.copies + 1
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.3 * ncols + 1.9, 1.3 * len(rows) + 0.5), squeeze=False)
+    label_width = 2.4  # inches left of the grid for the row labels
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.3 * ncols + label_width, 1.3 * len(rows) + 0.5),
+                             squeeze=False)  # fmt: skip
     for r, name in enumerate(rows):
         if name == "all":
             copies = augmented_copies(image, replace(together, seed=setting.seed, copies=setting.copies))
@@ -174,13 +176,13 @@ def draw_static(images, setting: AugmentSetting = STATIC_SETTING, image_index: i
             copies = augmented_copies(image, setting, only=name)
             label = describe_layer(name, setting, image.shape[:2]).replace(": ", ":\n")
         _show(axes[r, 0], image, "original" if r == 0 else "", "tab:blue")
-        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center",
+        axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center",
                               labelpad=6)  # fmt: skip
         for c in range(1, ncols):
             _show(axes[r, c], copies[c - 1], f"copy {c}" if r == 0 else "")
     fig.suptitle("Each random layer alone at a representative factor, then the lecture's pipeline", fontsize=10)
-    fig.subplots_adjust(left=1.9 / fig.get_figwidth(), right=0.99, bottom=0.01, top=1 - 0.55 / fig.get_figheight(),
-                        wspace=0.06, hspace=0.1)  # fmt: skip
+    fig.subplots_adjust(left=label_width / fig.get_figwidth(), right=0.99, bottom=0.01,
+                        top=1 - 0.55 / fig.get_figheight(), wspace=0.06, hspace=0.1)  # fmt: skip
     return fig
 
 

@@ -224,7 +224,7 @@ def draw_static(setting: ConvSetting = STATIC_SETTING, positions=(0, 1, 5, 15)):
     result = compute(setting)
     positions = [p for p in positions if p < result.positions] or [0]
     ncols = len(positions) + 1
-    fig, axes = plt.subplots(2, ncols, figsize=(2.1 * ncols, 5.0), gridspec_kw={"height_ratios": [1.25, 1]})
+    fig, axes = plt.subplots(2, ncols, figsize=(2.1 * ncols, 5.8), gridspec_kw={"height_ratios": [1.25, 1]})
     fig.suptitle(describe(result), fontsize=9)
     k = setting.kernel_size
     _draw_grid(axes[1, 0], result.kernel[..., 0, 0], cmap="Purples", title=f"kernel {k}x{k}")
@@ -237,6 +237,7 @@ def draw_static(setting: ConvSetting = STATIC_SETTING, positions=(0, 1, 5, 15)):
     )  # fmt: skip
     for col, position in enumerate(positions, start=1):
         draw_step(result, position, axes=(axes[0, col], axes[1, col]))
+        axes[0, col].xaxis.label.set_fontsize(8)  # the sum, readable at the page's width
         axes[0, col].set_title(f"step {position + 1} of {result.positions}", fontsize=9)
         axes[1, col].set_title("output map", fontsize=8)
     fig.tight_layout()
