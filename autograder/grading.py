@@ -450,7 +450,6 @@ def sandbox_config(job: Job, slot: int) -> str:
         return lines
     return lines + (
         f"c.Autograde.autograde_preprocessors = {sandbox_steps()!r}\n"
-        f"c.SandboxedExecute.isolate = {job.template.isolate!r}\n"
         f"c.SandboxedExecute.slot = {int(slot)!r}\n"
         f"c.SandboxedExecute.timeout = {job.cell_timeout!r}\n"
         f"c.SandboxedExecute.limits = {dict(job.limits)!r}\n"

@@ -169,8 +169,8 @@ def keras_home() -> pathlib.Path | None:
 class Sandbox:
     """One student's process, started by :meth:`start`; talk to it through :attr:`channel` and the helpers."""
 
-    def __init__(self, env: dict[str, str], limits: Limits, isolate: bool, slot: int = 0, log: str | None = None):
-        self.env, self.limits, self.isolate, self.slot = env, limits, isolate, slot
+    def __init__(self, env: dict[str, str], limits: Limits, slot: int = 0, log: str | None = None):
+        self.env, self.limits, self.slot = env, limits, slot
         self.log_path = log
         self.process: subprocess.Popen | None = None
         self.channel: wire.Channel | None = None
@@ -181,23 +181,20 @@ class Sandbox:
         self.timed_out = False
         self.stopped: str | None = None
         self._stop = threading.Event()
-        self._scratch: pathlib.Path | None = None
 
     # ------------------------------------------------------------------------------------------- start
     def command(self) -> list[str]:
         runner = ["-s", "-B", "-X", "utf8"]
-        if self.isolate:
-            path = bwrap()
-            prefix = _bwrap_prefix(path, self.slot, self.limits.tmp_mb)
-            split = prefix.index("--")
-            binds = _python_binds() + ["--perms", "0755", "--dir", "/grader", "--perms", "0755", "--dir", "/data"]
-            binds += ["--ro-bind", str(HERE / "sandbox_runner.py"), "/grader/sandbox_runner.py"]
-            binds += ["--ro-bind", str(HERE / "wire.py"), "/grader/wire.py"]
-            data = keras_home()
-            if data is not None:
-                binds += ["--ro-bind", str(data), "/data/keras"]
-            return prefix[:split] + binds + prefix[split:] + [sys.executable, *runner, "/grader/sandbox_runner.py"]
-        return [sys.executable, *runner, str(HERE / "sandbox_runner.py")]
+        path = bwrap()
+        prefix = _bwrap_prefix(path, self.slot, self.limits.tmp_mb)
+        split = prefix.index("--")
+        binds = _python_binds() + ["--perms", "0755", "--dir", "/grader", "--perms", "0755", "--dir", "/data"]
+        binds += ["--ro-bind", str(HERE / "sandbox_runner.py"), "/grader/sandbox_runner.py"]
+        binds += ["--ro-bind", str(HERE / "wire.py"), "/grader/wire.py"]
+        data = keras_home()
+        if data is not None:
+            binds += ["--ro-bind", str(data), "/data/keras"]
+        return prefix[:split] + binds + prefix[split:] + [sys.executable, *runner, "/grader/sandbox_runner.py"]
 
     def _environment(self, home: str) -> dict[str, str]:
         keep = (
@@ -208,7 +205,7 @@ class Sandbox:
         env.update(
             PATH=f"{pathlib.Path(sys.executable).parent}:/usr/bin:/bin",
             HOME=home,
-            TMPDIR="/tmp" if self.isolate else home,
+            TMPDIR="/tmp",
             LANG="C.UTF-8",
             MPLBACKEND="module://matplotlib_inline.backend_inline",
             MPLCONFIGDIR=f"{home}/.config/matplotlib",
@@ -217,20 +214,12 @@ class Sandbox:
             AUTOGRADER_LIMITS=json.dumps(self.limits.for_runner()),
             AUTOGRADER_OUTPUT_CHARS=str(self.limits.output_chars),
         )
-        if self.isolate and keras_home() is not None:
+        if keras_home() is not None:
             env["KERAS_HOME"] = "/data/keras"
-        elif keras_home() is not None:
-            env["KERAS_HOME"] = str(keras_home())
         return env
 
     def start(self, timeout: float = 120) -> None:
-        import tempfile
-
-        if self.isolate:
-            home = "/tmp/home"
-        else:
-            self._scratch = pathlib.Path(tempfile.mkdtemp(prefix="autograder-trusted-"))
-            home = str(self._scratch)
+        home = "/tmp/home"
         to_child, from_grader = os.pipe()  # the runner reads requests on to_child
         from_child, to_grader = os.pipe()  # and writes replies on to_grader
         env = self._environment(home)
@@ -240,7 +229,7 @@ class Sandbox:
             self.process = subprocess.Popen(
                 self.command(),
                 env=env,
-                cwd=home if not self.isolate else "/",
+                cwd="/",
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -264,8 +253,6 @@ class Sandbox:
     def _find_runner(self) -> int | None:
         """The runner's process id as the grader sees it (inside bubblewrap it is a descendant of bwrap), found
         right after it said hello, before any student code ran."""
-        if not self.isolate:
-            return self.process.pid
         from .grading import _descendants
 
         for pid in _descendants(self.process.pid):
@@ -315,13 +302,7 @@ class Sandbox:
         if self.process is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        if not self.isolate:  # without a PID namespace, children that left the group are found through /proc
-            from .grading import _descendants
-
-            for pid in _descendants(self.process.pid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)  # bubblewrap's PID namespace ends with its first process
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
 
@@ -381,8 +362,6 @@ class Sandbox:
             for stream in (self.channel.reader, self.channel.writer):
                 with contextlib.suppress(Exception):
                     stream.close()
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
         self.start()

@@ -30,7 +30,7 @@ import traceback
 
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Dict, Integer
+from traitlets import Dict, Integer
 
 from .sandbox import Limits, Sandbox, SandboxStopped
 
@@ -91,9 +91,6 @@ def error_output(err: BaseException, where: str) -> dict:
 class SandboxedExecute(NbGraderPreprocessor):
     """Run a submission with the student's code sandboxed and the tests in the grader (see the module doc)."""
 
-    isolate = Bool(True, help="Run the student's code under bubblewrap (False only for trusted submissions).").tag(
-        config=True
-    )
     slot = Integer(0, help="Grading slot: the sandbox's user id when the grader runs as root.").tag(config=True)
     limits = Dict({}, help="Overrides of autograder.sandbox.Limits, by name.").tag(config=True)
     timeout = Integer(30, help="Wall-clock seconds per cell (nbgrader's Execute.timeout).").tag(config=True)
@@ -102,7 +99,7 @@ class SandboxedExecute(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         limits = Limits.from_settings(self.limits)
         log = os.path.join(os.getcwd(), "sandbox.log")
-        sandbox = Sandbox(dict(os.environ), limits, self.isolate, self.slot, log=log)
+        sandbox = Sandbox(dict(os.environ), limits, self.slot, log=log)
         namespace = {"__name__": "__main__", "__builtins__": builtins}
         given: set[str] = set()
         self._sandbox = sandbox
