@@ -25,9 +25,11 @@ class Result:
     epochs: int
 
     def line(self, profile: Profile, data: str) -> str:
+        """The result first (test accuracy, epochs, time), then on its own line how it was obtained: short enough
+        to read without scrolling on the site and in Colab."""
         return (
-            f"{self.label + ': ' if self.label else ''}profile {profile.name} | data {data} | "
-            f"{self.epochs} epoch(s) in {self.seconds:.1f} s | test accuracy {self.test_accuracy:.3f}"
+            f"{self.label + ': ' if self.label else ''}test accuracy {self.test_accuracy:.3f} | "
+            f"{self.epochs} epoch(s) in {self.seconds:.1f} s\n    profile {profile.name} | data {data}"
         )
 
 
