@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import sys
 
 from traitlets import Bool, Dict, Integer
 from traitlets.config import Config, Configurable
@@ -144,6 +143,3 @@ class Course:
     @property
     def workers(self) -> int:
         return self.settings.workers or os.cpu_count() or 1
-
-    def venv_bin(self) -> pathlib.Path:
-        return pathlib.Path(sys.executable).parent

@@ -44,6 +44,19 @@ def _meta(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
+def hide_tests(config, release: nbformat.NotebookNode) -> HideTests:
+    """The step that gives instructor cells their student-version source (from ``release``) and cuts errors,
+    with the course's hidden-test delimiters (nbgrader's ``ClearHiddenTests`` settings)."""
+    hidden = config.get("ClearHiddenTests", {})
+    sources = {_meta(c)["grade_id"]: c.source for c in release.cells if _meta(c).get("grade_id")}
+    return HideTests(
+        release_sources=sources,
+        begin_hidden=hidden.get("begin_test_delimeter", "BEGIN HIDDEN TESTS"),
+        end_hidden=hidden.get("end_test_delimeter", "END HIDDEN TESTS"),
+        enabled=True,
+    )
+
+
 def release_notebook(course: Course, assignment: str) -> nbformat.NotebookNode:
     """The student version: ``release/<a>/<a>.ipynb`` if the course has it, else the grader's template copy."""
     for path in (
@@ -246,7 +259,6 @@ def graded_page(course: Course, assignment: str, student: str, record, release) 
             f"{student} has a graded record but no autograded notebook ({notebook}); grade it again: "
             f"`autograder grade {assignment} --force --student {student}`"
         )
-    sources = {_meta(c)["grade_id"]: c.source for c in release.cells if _meta(c).get("grade_id")}
     manual, pending, comments = _instructor_notes(course, assignment, student)
     config = copy.deepcopy(course.config)
     settings = Config()
@@ -256,13 +268,7 @@ def graded_page(course: Course, assignment: str, student: str, record, release) 
     settings.CourseDirectory.db_url = course.db_url
     settings.GenerateFeedback.force = True
     config.merge(settings)
-    hidden = config.get("ClearHiddenTests", {})
-    hide = HideTests(
-        release_sources=sources,
-        begin_hidden=hidden.get("begin_test_delimeter", "BEGIN HIDDEN TESTS"),
-        end_hidden=hidden.get("end_test_delimeter", "END HIDDEN TESTS"),
-        enabled=True,
-    )
+    hide = hide_tests(config, release)
     summary = Summary(record=record, manual=manual, pending=pending, comments=comments, enabled=True)
     log = logging.getLogger(f"autograder.feedback.{student}")
     log.propagate = False

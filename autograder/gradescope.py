@@ -370,17 +370,13 @@ def graded_results(course_dir: pathlib.Path, settings: dict, record: dict, start
     """results.json of a graded submission: one test per graded test cell, in notebook order."""
     import nbformat
 
-    from .feedback import HideTests, release_notebook
+    from .feedback import hide_tests, release_notebook
 
     assignment = settings["assignment"]
     course = Course.open(course_dir)
-    hidden = course.config.get("ClearHiddenTests", {})
-    begin = hidden.get("begin_test_delimeter", "BEGIN HIDDEN TESTS")
-    end = hidden.get("end_test_delimeter", "END HIDDEN TESTS")
-    release = release_notebook(course, assignment)
-    sources = {c.metadata["nbgrader"]["grade_id"]: c.source for c in release.cells if _grade_id(c)}
+    hide = hide_tests(course.config, release_notebook(course, assignment))
+    begin = hide.begin_hidden
     graded = nbformat.read(course.autograded(STUDENT, assignment) / f"{assignment}.ipynb", as_version=4)
-    hide = HideTests(release_sources=sources, begin_hidden=begin, end_hidden=end, enabled=True)
     graded, resources = hide.preprocess(graded, {})
     errors = resources["autograder"]["errors"]
 
@@ -404,7 +400,7 @@ def graded_results(course_dir: pathlib.Path, settings: dict, record: dict, start
         score = float(scores.get(grade_id, 0.0))
         passed = score >= top
         lines = []
-        checks = _docstring(sources.get(grade_id, ""))
+        checks = _docstring(hide.release_sources.get(grade_id, ""))
         if checks:
             lines.append(f"What it checks: {checks}")
         if passed:
@@ -454,10 +450,6 @@ def graded_results(course_dir: pathlib.Path, settings: dict, record: dict, start
     if waiting:
         lines.append("Graded by your instructor, not here: " + ", ".join(waiting) + ".")
     return _results("\n".join(lines + _warnings(settings, record)), started, tests)
-
-
-def _grade_id(cell) -> str:
-    return (cell.get("metadata", {}).get("nbgrader", {}) or {}).get("grade_id", "")
 
 
 def _own_errors(nb) -> list[str]:

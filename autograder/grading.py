@@ -487,7 +487,6 @@ class Outcome:
     penalty: float | None = None
     timestamp: str | None = None  # the submission's timestamp as nbgrader parsed it (ISO 8601)
     log: str = ""  # nbgrader's log of this submission
-    worker: str = ""  # the machine that graded it
     errors: dict[str, str] = dataclasses.field(default_factory=dict)  # graded cell -> 'Name: message'
     first_error: str = ""
 
@@ -556,8 +555,8 @@ def grade_job(job: Job) -> Outcome:
     template = job.template
     result = Result(job.student, job.assignment, FAILED, points=dict(template.points), notes=list(job.notes))
     result.fingerprint = job.fingerprint
-    outcome = Outcome(result, worker=_where())
-    result.worker = outcome.worker
+    result.worker = _where()
+    outcome = Outcome(result)
     try:
         nb, result.repairs = submissions.prepare(
             job.notebook, nbformat.from_dict(template.student_version), f"{job.student}'s notebook"
@@ -760,7 +759,7 @@ def canary(course: Course, template: Template, log=print, cluster: Cluster | Non
     outcome = cluster.run_one(job) if cluster else grade_job(job)
     result = outcome.result
     result.save(path)
-    where = f" on {outcome.worker}" if cluster and cluster.remote else ""
+    where = f" on {result.worker}" if cluster and cluster.remote else ""
     if result.status != GRADED:
         raise CourseError(
             f"the instructor's solution of {template.assignment} could not be graded{where} ({result.reason}); "

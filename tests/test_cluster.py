@@ -80,14 +80,15 @@ def _rows(db: str) -> dict[str, list]:
     engine = sqlalchemy.create_engine(db)
     with engine.connect() as connection:
 
-        def query(sql):
-            return [tuple(row) for row in connection.execute(sqlalchemy.text(sql))]
+        def query(sql, **params):
+            return [tuple(row) for row in connection.execute(sqlalchemy.text(sql), params)]
 
         out = {
             "students": query("SELECT id FROM student ORDER BY id"),
             "submissions": query(
                 "SELECT s.student_id, count(*) FROM submitted_assignment s JOIN assignment a "
-                "ON s.assignment_id = a.id WHERE a.name = :a GROUP BY s.student_id".replace(":a", f"'{A}'")
+                "ON s.assignment_id = a.id WHERE a.name = :a GROUP BY s.student_id",
+                a=A,
             ),
             "grades": query(
                 "SELECT s.student_id, count(g.id), count(DISTINCT g.cell_id) FROM grade g "
