@@ -10,8 +10,9 @@ How a batch runs (``grade``):
    refused before any student gets a wrong grade.
 3. Each submission is read and repaired (``autograder.submission``), then graded by ``nbgrader autograde`` in its
    own throw-away course directory with its own copy of the template gradebook, as a separate process group with
-   a wall-clock limit. N of these run at once. A submission that cannot be graded gets a status and a reason; the
-   batch goes on.
+   a wall-clock limit. That process is forked from a template process that imported nbgrader and TensorFlow once
+   (``autograder.warm``), so it starts warm but from a clean state every time. N of these run at once. A
+   submission that cannot be graded gets a status and a reason; the batch goes on.
 4. Only the main process writes the course gradebook, one finished submission at a time, in one transaction each:
    it sets the automatic scores and comments and never touches manual grades. Then the submission's record is
    written (``.autograder/<assignment>/records/<student>.json``, atomically). A record whose fingerprint (the
@@ -46,6 +47,7 @@ import nbformat
 from sqlalchemy.exc import SAWarning
 
 from . import submission as submissions
+from . import warm
 from .course import Course, CourseError
 
 CANARY = "instructor-solution"
@@ -139,9 +141,36 @@ def _die_with_parent() -> None:  # runs in the child before exec: SIGKILL it if 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def run_nbgrader(args: list[str], cwd: pathlib.Path, env: dict, timeout: float | None, log):
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process, everything below it, and its process group."""
+    for child in _descendants(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(child, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def run_nbgrader(args: list[str], cwd: pathlib.Path, env: dict, timeout: float | None, log, warm_start=False):
     """Run ``nbgrader ARGS`` as its own process group; kill the whole group (kernel included) on timeout.
-    Returns the exit status, or None when it ran out of time."""
+    Returns the exit status, or None when it ran out of time. ``warm_start``: fork it from a template process
+    that has nbgrader and TensorFlow imported already (``autograder.warm``), when one can run here."""
+    if warm_start:
+        template = warm.template_for(env, log=_warn_once)
+        if template is not None:
+            try:
+                pid = template.start(args, str(cwd), env, str(log))
+            except OSError as err:
+                _warn_once(f"warm start failed ({err}): starting nbgrader afresh")
+            else:
+                try:
+                    status = template.wait(pid, timeout)
+                except OSError:  # the template died, and the child with it
+                    status = 1
+                if status is None:
+                    _kill_tree(pid)
+                    with contextlib.suppress(OSError):
+                        template.wait(pid, 30)
+                return status
     command = [str(_bin_dir() / "nbgrader"), *args]
     with open(log, "ab") as out:
         process = subprocess.Popen(
@@ -166,6 +195,15 @@ def run_nbgrader(args: list[str], cwd: pathlib.Path, env: dict, timeout: float |
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"autograder: {message}", file=sys.stderr, flush=True)
 
 
 def _descendants(root: int) -> list[int]:
@@ -470,6 +508,7 @@ class Job:
     fingerprint: str = ""
     notes: list[str] = dataclasses.field(default_factory=list)
     scratch: str | None = None  # where the work folder goes (None: the worker's temporary directory)
+    warm_start: bool = True  # fork nbgrader from a warm template process (autograder.warm) where one can run
 
     @property
     def assignment(self) -> str:
@@ -509,6 +548,7 @@ def job_for(course: Course, template: Template, shipped: Shipped, student: str) 
         limits=dict(course.settings.sandbox_limits),
         fingerprint=fingerprint(course, template, student, data),
         notes=[note] if note else [],
+        warm_start=course.settings.warm_start,
     )
 
 
@@ -591,7 +631,12 @@ def _grade_in(job: Job, nb, work: pathlib.Path, slot: int, outcome: Outcome) -> 
     limit = job.submission_timeout
     log = work / "nbgrader.log"
     status = run_nbgrader(
-        ["autograde", assignment, "--student", student], work, grading_env(template.standin), limit, log
+        ["autograde", assignment, "--student", student],
+        work,
+        grading_env(template.standin),
+        limit,
+        log,
+        warm_start=job.warm_start,
     )
     outcome.log = log.read_text(errors="replace") if log.exists() else ""
     graded = work / "autograded" / student / assignment / f"{assignment}.ipynb"
@@ -755,6 +800,7 @@ def canary(course: Course, template: Template, log=print, cluster: Cluster | Non
         cell_timeout=course.cell_timeout,
         limits=dict(course.settings.sandbox_limits),
         fingerprint=template.key,
+        warm_start=course.settings.warm_start,
     )
     outcome = cluster.run_one(job) if cluster else grade_job(job)
     result = outcome.result
@@ -895,6 +941,7 @@ class Cluster:
         if self._local is not None:
             with contextlib.suppress(Exception):
                 self._local.close()
+            warm.close_all()  # the local workers' template processes (a remote worker keeps its own)
 
     def __enter__(self) -> Cluster:
         return self
