@@ -2,16 +2,19 @@
 1, 2 and 4 workers (a local Dask cluster), with the sandbox (the default) and, with ``--trusted``, without it.
 
 Usage: .venv/bin/python bench/grading.py [--assignments a2_conv_arithmetic a4_keras_cnn] [--submissions 8]
-       [--workers 1 2 4] [--trusted]
+       [--workers 1 2 4] [--trusted] [--cold]
 
 For each assignment, builds one set of submissions (the reference solution, the blank student version and wrong
-answers from ``tests/wrong_answers/``), copies it into three fresh course directories and grades it there:
-stock nbgrader (``generate_assignment`` then one ``autograde`` of the whole class), then ``autograder grade``
-with one worker and with two, sandboxed and trusted (``--no-canary``, so all runs grade exactly the same
-notebooks). ``sandbox_slowdown_workers_N`` is the sandboxed run's time over the trusted run's at the same number of
-workers: what isolation costs. Checks that all the gradebooks agree, and appends the timings with the date,
-the commit and the machine to ``bench/results/grading.json``. Grading uses the stand-in datasets (``--standin``;
-stock nbgrader gets ``CNNBOOK_STANDIN=1``), as this machine cannot download the real ones.
+answers from ``tests/wrong_answers/``), copies it into fresh course directories and grades it there: stock
+nbgrader (``generate_assignment`` then one ``autograde`` of the whole class), then ``autograder grade --standin
+--no-canary --workers N`` for each N (``--no-canary``, so all runs grade exactly the same notebooks). With
+``--trusted``, each worker count is also graded without the sandbox; ``sandbox_slowdown_workers_N`` is the
+sandboxed run's time over the trusted one's: what isolation costs. With ``--cold``, each worker count is also
+graded with warm starts off (``c.Autograder.warm_start = False``: nbgrader started afresh for each submission);
+``warm_start_speedup_workers_N`` is the cold run's time over the warm one's. Checks that all the gradebooks agree,
+and appends the timings with the date, the commit and the machine to ``bench/results/grading.json``. Grading uses
+the stand-in datasets (``--standin``; stock nbgrader gets ``CNNBOOK_STANDIN=1``), as this machine cannot download
+the real ones.
 """
 
 from __future__ import annotations
@@ -82,6 +85,12 @@ def main() -> int:
         action="store_true",
         help="also grade without the sandbox (--trust-submissions) at each worker count: what isolation costs",
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="also grade with warm starts off (c.Autograder.warm_start = False) at each worker count: what the "
+        "template process saves",
+    )
     args = parser.parse_args()
     env = harness.grading_env()
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
@@ -105,10 +114,16 @@ def main() -> int:
             }
             print(f"{assignment}: stock nbgrader autograde {seconds:.0f} s for {n}", flush=True)
             expected = scores(stock, assignment)
+            variants = [("", True, True)]  # label suffix, sandboxed, warm start
+            variants += [("_trusted", False, True)] if args.trusted else []
+            variants += [("_cold", True, False)] if args.cold else []
             for workers in args.workers:
-                for sandboxed in (True, False) if args.trusted else (True,):
-                    label = f"autograder_workers_{workers}" + ("" if sandboxed else "_trusted")
+                for suffix, sandboxed, warm in variants:
+                    label = f"autograder_workers_{workers}{suffix}"
                     folder = course(tmp / label, assignment, subs)
+                    if not warm:
+                        with open(folder / "nbgrader_config.py", "a", encoding="utf-8") as config:
+                            config.write("\nc.Autograder.warm_start = False\n")
                     command = [sys.executable, "-m", "autograder", "grade", assignment, "--standin", "--no-canary",
                                "--workers", str(workers)]  # fmt: skip
                     if not sandboxed:
@@ -128,6 +143,11 @@ def main() -> int:
                     trusted = row[f"autograder_workers_{workers}_trusted"]["seconds"]
                     row[f"sandbox_slowdown_workers_{workers}"] = round(
                         row[f"autograder_workers_{workers}"]["seconds"] / trusted, 2
+                    )
+                if args.cold:
+                    cold = row[f"autograder_workers_{workers}_cold"]["seconds"]
+                    row[f"warm_start_speedup_workers_{workers}"] = round(
+                        cold / row[f"autograder_workers_{workers}"]["seconds"], 2
                     )
             one = row.get("autograder_workers_1", {}).get("seconds")
             for workers in args.workers:

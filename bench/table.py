@@ -78,7 +78,7 @@ def grading() -> str:
     )
     header = ["assignment", "submissions", "stock `nbgrader autograde`"]
     header += [f"`grade --workers {n}`" for n in workers] + ["speedup over 1 worker", "measured"]
-    rows, sandbox = [], []
+    rows, sandbox, warm = [], [], []
     for assignment in sorted(latest):
         entry, row = latest[assignment]
         n = row["submissions"]
@@ -109,6 +109,21 @@ def grading() -> str:
                         measured(entry),
                     ]
                 )
+            cold = row.get(f"autograder_workers_{w}_cold")
+            if sandboxed and cold:
+                ratio = row.get(
+                    f"warm_start_speedup_workers_{w}", round(cold["seconds"] / sandboxed["seconds"], 2)
+                )
+                warm.append(
+                    [
+                        assignment,
+                        w,
+                        grading_cell(sandboxed, n, None),
+                        grading_cell(cold, n, None),
+                        f"{ratio:.2f}×",
+                        measured(entry),
+                    ]
+                )
     text = (
         "### Grading (`bench/results/grading.json`)\n\nSeconds per submission, submissions per hour, and time "
         "relative to stock nbgrader (below 1: faster),\nfor each assignment's latest entry:\n\n"
@@ -124,6 +139,13 @@ def grading() -> str:
             "measured",
         ]
         text += "\n\nThe sandbox's cost, same submissions graded both ways:\n\n" + table(header, sandbox)
+    if warm:
+        header = ["assignment", "workers", "warm starts (default)", "cold starts", "speedup", "measured"]
+        text += (
+            "\n\nWarm starts (`autograder/warm.py`: each submission's nbgrader forked from a process with "
+            "nbgrader and TensorFlow imported) against cold starts (`c.Autograder.warm_start = False`), same "
+            "submissions, same run:\n\n" + table(header, warm)
+        )
     return text
 
 
