@@ -29,9 +29,12 @@ How real data is handled is chosen by environment variables:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import pathlib
+import sys
 
 import numpy as np
 
@@ -185,11 +188,55 @@ def load(name: str, **kwargs) -> Dataset:
         return _load_standin(STANDIN_FOR[key], requested=key, **kwargs)
 
 
+class _HeldFirstLine(io.TextIOBase):
+    """A stdout that holds back what is written until more than one line has come.
+
+    Keras prints "Downloading data from URL" before it tries the network, then a progress bar. Offline, the
+    attempt fails at once and the reader would see that line followed by the stand-in notice, as if a download
+    had happened. Held back, the line is shown with the progress bar when the download is under way (live, as
+    on Colab) and dropped when it fails (the stand-in notice says why).
+    """
+
+    def __init__(self, target):
+        self.target = target
+        self.held: list[str] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.held is None:
+            return self.target.write(text)
+        self.held.append(text)
+        joined = "".join(self.held)
+        if joined.count("\n") > 1 or (joined.count("\n") == 1 and not joined.endswith("\n")):
+            self.release()
+        return len(text)
+
+    def release(self) -> None:
+        if self.held:
+            self.target.write("".join(self.held))
+        self.held = None
+
+    def flush(self) -> None:
+        if self.held is None:
+            self.target.flush()
+
+
+@contextlib.contextmanager
+def _download_messages_only_when_downloading():
+    held = _HeldFirstLine(sys.stdout)
+    with contextlib.redirect_stdout(held):
+        yield  # on an exception the held line is dropped
+    held.release()
+
+
 def _load_real(name: str, **kwargs) -> Dataset:
     import keras
 
     if name == "flowers":
-        return _load_flowers(**kwargs)
+        with _download_messages_only_when_downloading():
+            return _load_flowers(**kwargs)
     if kwargs:
         raise TypeError(f"load({name!r}) takes no options, got {sorted(kwargs)}")
     loader = {
@@ -197,7 +244,8 @@ def _load_real(name: str, **kwargs) -> Dataset:
         "fashion_mnist": keras.datasets.fashion_mnist,
         "cifar10": keras.datasets.cifar10,
     }[name]
-    train, test = loader.load_data()
+    with _download_messages_only_when_downloading():
+        train, test = loader.load_data()
     return Dataset(train, test, requested=name, name=name, class_names=CLASS_NAMES[name])
 
 

@@ -54,13 +54,25 @@ def image_grid(images, labels=None, class_names=None, *, predictions=None, ncols
         raise ValueError("image_grid needs at least one image")
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)))
-    axes = np.atleast_1d(axes).ravel()
     flat_labels = None if labels is None else np.asarray(labels).reshape(n, -1)[:, 0]
     flat_preds = None if predictions is None else np.asarray(predictions).reshape(n, -1)[:, 0]
 
     def name(k):
         return class_names[int(k)] if class_names is not None else str(int(k))
+
+    # A wrong prediction reads "pred (true)", on two lines when that would not fit over the image (11-point
+    # captions: about 11 characters per inch).
+    two_lines = (
+        flat_preds is not None
+        and flat_labels is not None
+        and any(len(f"{name(p)} ({name(t)})") > 11 * size for p, t in zip(flat_preds, flat_labels) if p != t)
+    )
+    caption_height = 0 if flat_labels is None else (0.6 if two_lines else 0.35)
+    sep = "\n" if two_lines else " "
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, (size + caption_height) * nrows + (0.5 if title else 0))
+    )
+    axes = np.atleast_1d(axes).ravel()
 
     for i, ax in enumerate(axes):
         ax.axis("off")
@@ -70,10 +82,12 @@ def image_grid(images, labels=None, class_names=None, *, predictions=None, ncols
         ax.imshow(image, cmap=cmap, interpolation="nearest")
         if flat_preds is not None and flat_labels is not None:
             wrong = flat_preds[i] != flat_labels[i]
-            caption = f"{name(flat_preds[i])} ({name(flat_labels[i])})" if wrong else name(flat_labels[i])
-            ax.set_title(caption, fontsize=9, color="tab:red" if wrong else "black")
+            caption = name(flat_labels[i])
+            if wrong:
+                caption = f"{name(flat_preds[i])}{sep}({caption})"
+            ax.set_title(caption, fontsize=11, color="tab:red" if wrong else "black")
         elif flat_labels is not None:
-            ax.set_title(name(flat_labels[i]), fontsize=9)
+            ax.set_title(name(flat_labels[i]), fontsize=11)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

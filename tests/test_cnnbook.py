@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -119,6 +121,7 @@ def _offline(monkeypatch, module):
     """Make a Keras loader fail as it does on a machine without internet access."""
 
     def fail():
+        print("Downloading data from https://example.invalid/data.npz")  # as keras.utils.get_file does first
         raise Exception("URL fetch failure on https://example.invalid: [Errno -2] Name or service not known")
 
     monkeypatch.setattr(module, "load_data", fail)
@@ -131,9 +134,30 @@ def test_missing_dataset_falls_back_to_standin_with_notice(monkeypatch, capsys):
     ds = data.load("cifar10")
     out = capsys.readouterr().out
     assert "Stand-in data: 'shapes' is used instead of 'cifar10'" in out
+    assert "Downloading data from" not in out, "a download that never happened is announced"
     assert ds.is_standin and ds.name == "shapes" and ds.requested == "cifar10"
     (x, y), _ = ds
     assert x.shape[1:] == (32, 32, 3) and y.shape[1:] == (1,)
+
+
+def test_a_real_download_shows_its_messages_as_they_come(monkeypatch, capsys):
+    monkeypatch.delenv("CNNBOOK_STRICT_DATA", raising=False)
+    monkeypatch.delenv("CNNBOOK_STANDIN", raising=False)
+    seen = []
+
+    def download():
+        print("Downloading data from https://example.invalid/mnist.npz")
+        sys.stdout.write("\r  4096/11490434 [....] - 0s 0us/step")
+        seen.append(capsys.readouterr().out)  # what the reader sees while the download runs
+        x, y = np.zeros((2, 28, 28), np.uint8), np.zeros(2, np.uint8)
+        return (x, y), (x, y)
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", download)
+    ds = data.load("mnist")
+    assert not ds.is_standin
+    assert seen == [
+        "Downloading data from https://example.invalid/mnist.npz\n\r  4096/11490434 [....] - 0s 0us/step"
+    ]
 
 
 def test_strict_mode_raises_with_instructions(monkeypatch, tmp_path):

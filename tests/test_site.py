@@ -321,6 +321,15 @@ def test_explorers_show_their_static_figures(browser, site, entry):
         assert "Loading widget" not in text and "Box(children" not in text, text[:300]
 
 
+def test_pages_carry_no_dead_widget_state(built_book):
+    """The site loads no widget manager, so the state the executor recorded for the live explorers (built, not
+    shown, at build time) must not be written into the pages (it was ~430 KB on lecture 07)."""
+    status, _ = built_book
+    assert status == 0, "the book did not build (log in _build/book-build.log)"
+    carrying = [e for e in NOTEBOOK_PAGES if "widget-state+json" in (HTML / f"{e}.html").read_text("utf-8")]
+    assert carrying == []
+
+
 def search_index() -> dict:
     text = (HTML / "searchindex.js").read_text(encoding="utf-8")
     return json.loads(text[text.index("(") + 1 : text.rindex(")")])
@@ -343,8 +352,12 @@ def unique_word(entry: str) -> str:
     raise AssertionError(f"no word of {entry} is found on that page only")
 
 
-def test_search_finds_the_one_page_with_a_word(browser, site):
-    entry = "notebooks/03_pooling"
+# A lecture, an assignment and a page written in Markdown: the three kinds of page the search index is built from.
+SEARCHED = ["notebooks/03_pooling", "release/a2_conv_arithmetic/a2_conv_arithmetic", "book/grading"]
+
+
+@pytest.mark.parametrize("entry", SEARCHED)
+def test_search_finds_the_one_page_with_a_word(browser, site, entry):
     word = unique_word(entry)
     context, page, visit = open_page(browser, site, f"search.html?q={word}")
     try:
