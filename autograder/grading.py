@@ -187,9 +187,7 @@ def run_nbgrader(args: list[str], cwd: pathlib.Path, env: dict, timeout: float |
             return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             # The kernel runs in a session of its own (jupyter_client starts it so): kill the whole tree.
-            for pid in _descendants(process.pid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+            _kill_tree(process.pid)
             return None
         finally:
             with contextlib.suppress(ProcessLookupError):

@@ -22,7 +22,6 @@ Protocol (one JSON object per line): the caller writes ``{"args", "cwd", "env", 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import select
@@ -39,6 +38,7 @@ PRELOAD = (
     "nbgrader.preprocessors",
     "nbgrader.api",
     "autograder.sandboxed",
+    "autograder.grading",
     "numpy",
     "matplotlib.pyplot",
     "keras",
@@ -50,11 +50,6 @@ STARTUP_TIMEOUT = 300  # seconds the template may take to import everything (Ten
 
 
 # ------------------------------------------------------------------------------------------------- template
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _threads() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
@@ -66,6 +61,8 @@ def _child(request: dict) -> None:
     """In the forked child: become ``nbgrader ARGS`` run in ``cwd`` with ``env``; never returns."""
     status = 1
     try:
+        from autograder.grading import _die_with_parent
+
         os.setsid()
         _die_with_parent()  # dies with the template (which ends when the grader does)
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -94,36 +94,16 @@ def grading() -> str:
         cells += [", ".join(speedups) or "–", measured(entry)]
         rows.append(cells)
         for w in workers:
-            sandboxed, trusted = row.get(f"autograder_workers_{w}"), row.get(f"autograder_workers_{w}_trusted")
-            if sandboxed and trusted:
-                ratio = row.get(
-                    f"sandbox_slowdown_workers_{w}", round(sandboxed["seconds"] / trusted["seconds"], 2)
-                )
-                sandbox.append(
-                    [
-                        assignment,
-                        w,
-                        grading_cell(sandboxed, n, None),
-                        grading_cell(trusted, n, None),
-                        f"{ratio:.2f}",
-                        measured(entry),
-                    ]
-                )
-            cold = row.get(f"autograder_workers_{w}_cold")
-            if sandboxed and cold:
-                ratio = row.get(
-                    f"warm_start_speedup_workers_{w}", round(cold["seconds"] / sandboxed["seconds"], 2)
-                )
-                warm.append(
-                    [
-                        assignment,
-                        w,
-                        grading_cell(sandboxed, n, None),
-                        grading_cell(cold, n, None),
-                        f"{ratio:.2f}×",
-                        measured(entry),
-                    ]
-                )
+            plain = row.get(f"autograder_workers_{w}")
+            for variant, key, ratio, unit, out in (
+                ("_trusted", "sandbox_slowdown_workers_", lambda a, b: a / b, "", sandbox),
+                ("_cold", "warm_start_speedup_workers_", lambda a, b: b / a, "×", warm),
+            ):
+                other = row.get(f"autograder_workers_{w}{variant}")
+                if plain and other:
+                    value = row.get(f"{key}{w}", round(ratio(plain["seconds"], other["seconds"]), 2))
+                    cells = [grading_cell(plain, n, None), grading_cell(other, n, None)]
+                    out.append([assignment, w, *cells, f"{value:.2f}{unit}", measured(entry)])
     text = (
         "### Grading (`bench/results/grading.json`)\n\nSeconds per submission, submissions per hour, and time "
         "relative to stock nbgrader (below 1: faster),\nfor each assignment's latest entry:\n\n"
