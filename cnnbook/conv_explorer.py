@@ -3,8 +3,10 @@
 :func:`explore_convolution` shows, for a setting of input size, channels, kernel size, stride, padding and number
 of filters, the output shape, the number of parameters and of multiplications, and a step-through of the window
 over the output positions. Shapes, parameter counts and output values come from real Keras layers
-(``keras.layers.Conv2D``, and ``keras.layers.ZeroPadding2D`` for explicit padding): this module computes no
-output-size or parameter formula of its own and holds no convolution code.
+(``keras.layers.Conv2D``, and ``keras.layers.ZeroPadding2D`` for explicit padding): this module holds no
+convolution code and no parameter formula. Its one formula, :func:`output_size`, only spots a kernel that does not
+fit: such a setting gets an empty output from NumPy without asking Keras or TensorFlow, which refuse the layer
+(Keras) or may crash the process on an empty output (TensorFlow's oneDNN kernels, SIGFPE).
 
 The drawing functions (:func:`draw_step`, :func:`draw_static`) need only Matplotlib and Keras, not a running
 kernel or ipywidgets, so the static figure is drawn the same way in a book build and in a test.
@@ -17,6 +19,19 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 PADDING_CHOICES = ("valid", "same", "0", "1", "2", "3")
+
+
+def output_size(n: int, window: int, stride: int, padding: str = "valid") -> int:
+    """Output positions of a ``window`` sliding by ``stride`` over ``n`` cells (explorers of lectures 02 and 03).
+
+    ``'valid'``: ``floor((n - window) / stride) + 1``, or 0 when the window is larger than the input; ``'same'``:
+    ``ceil(n / stride)``. The explorers call it only to recognise an empty output before TensorFlow sees it.
+    """
+    if padding == "same":
+        return -(-int(n) // int(stride))
+    if padding != "valid":
+        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+    return (int(n) - int(window)) // int(stride) + 1 if n >= window else 0
 
 
 @dataclass(frozen=True)
@@ -45,17 +60,17 @@ class ConvResult:
     inputs: np.ndarray  # (n, n, c) small integers
     kernel: np.ndarray  # (k, k, c, f) in {-1, 0, 1}
     padded_shape: tuple  # shape Conv2D sees: (1, n', n', c)
-    output_shape: tuple | None  # (1, h, w, f), or None when the kernel does not fit
+    output_shape: tuple  # (1, h, w, f); (1, 0, 0, f) when the kernel does not fit
     params: int  # weights and biases of the Conv2D layer (0 when the kernel does not fit)
     multiplications: int  # output values times weights per output value
     offset: int  # zero rows/columns before the input (top and left) in the padded view
     padded: np.ndarray  # (n', n', c): the input inside its zero border, as the windows see it
-    outputs: np.ndarray | None  # (h, w, f) computed by Keras
-    error: str = ""
+    outputs: np.ndarray  # (h, w, f) computed by Keras; an empty array from NumPy when the kernel does not fit
+    error: str = ""  # why there is no output, when there is none
 
     @property
     def positions(self) -> int:
-        return 0 if self.output_shape is None else int(self.output_shape[1] * self.output_shape[2])
+        return int(self.output_shape[1] * self.output_shape[2])
 
 
 def _explicit_padding(padding) -> int | None:
@@ -69,14 +84,32 @@ def _explicit_padding(padding) -> int | None:
 
 
 def compute(setting: ConvSetting) -> ConvResult:
-    """Build the Keras layers for ``setting``, ask them for shapes and parameters, and run them on an example."""
-    import keras
+    """Build the Keras layers for ``setting``, ask them for shapes and parameters, and run them on an example.
 
+    A kernel larger than the (padded) input has no output position: the result then has an empty output of shape
+    ``(0, 0, filters)`` made by NumPy, and neither Keras nor TensorFlow is called.
+    """
     n, c, k, s, f = setting.input_size, setting.channels, setting.kernel_size, setting.stride, setting.filters
     rng = np.random.default_rng(setting.seed)
     inputs = rng.integers(0, 10, size=(n, n, c)).astype("float32")
     kernel = rng.integers(-1, 2, size=(k, k, c, f)).astype("float32")
     explicit = _explicit_padding(setting.padding)
+    if explicit is not None:
+        seen = n + 2 * explicit
+        out = output_size(seen, k, s, "valid")
+    else:
+        seen = n
+        out = output_size(n, k, s, setting.padding)
+    if out == 0:
+        offset = explicit or 0
+        padded = np.pad(inputs, ((offset, offset), (offset, offset), (0, 0)))
+        message = f"a {k}x{k} kernel does not fit in the {seen}x{seen} padded input: no output"
+        message += " (Keras refuses this layer)"
+        return ConvResult(setting, inputs, kernel, (1, seen, seen, c), (1, 0, 0, f), 0, 0, offset, padded,
+                          np.zeros((0, 0, f), dtype="float32"), message)  # fmt: skip
+
+    import keras
+
     input_shape = (1, n, n, c)
     x = inputs[None]
     if explicit is not None:
@@ -87,16 +120,7 @@ def compute(setting: ConvSetting) -> ConvResult:
     else:
         padded_shape = input_shape
         conv = keras.layers.Conv2D(f, k, strides=s, padding=setting.padding)
-    try:
-        output_shape = tuple(int(d) for d in conv.compute_output_shape(padded_shape))
-    except ValueError:  # Keras refuses a kernel larger than the (padded) input
-        offset = explicit or 0
-        padded = np.pad(inputs, ((offset, offset), (offset, offset), (0, 0)))
-        message = (
-            f"a {k}x{k} kernel does not fit in the {padded_shape[1]}x{padded_shape[2]} padded input: "
-            "Keras refuses this layer"
-        )
-        return ConvResult(setting, inputs, kernel, padded_shape, None, 0, 0, offset, padded, None, message)
+    output_shape = tuple(int(d) for d in conv.compute_output_shape(padded_shape))
     conv.build(padded_shape)
     params = int(conv.count_params())
     conv.set_weights([kernel, np.zeros(f, dtype="float32")])
@@ -121,7 +145,7 @@ def describe(result: ConvResult) -> str:
         f"input {st.input_size}x{st.input_size}x{st.channels}, {st.filters} filter(s) of "
         f"{st.kernel_size}x{st.kernel_size}x{st.channels}, stride {st.stride}, padding {st.padding_label()}"
     )
-    if result.output_shape is None:
+    if result.positions == 0:
         return f"{head}\n{result.error}"
     _, h, w, f = result.output_shape
     per = st.kernel_size * st.kernel_size * st.channels
@@ -187,10 +211,13 @@ def draw_step(result: ConvResult, position: int, axes=None, *, filter_index: int
     st = result.setting
     n, b = st.input_size, result.offset
     inside = (slice(b, b + n), slice(b, b + n))
-    if result.output_shape is None:
+    if result.positions == 0:  # the kernel does not fit: the input, and an empty output with the reason
         _draw_grid(ax_in, result.padded[..., 0], inside=inside, title="input (channel 0)")
         ax_out.axis("off")
-        ax_out.text(0.5, 0.5, result.error.replace(" padded", "\npadded"), ha="center", va="center", fontsize=9)
+        k, seen = st.kernel_size, result.padded.shape[0]
+        ax_out.set_title("output 0x0 (kernel does not fit)", fontsize=9)
+        ax_out.text(0.5, 0.5, f"no output: the {k}x{k} kernel\nis larger than the\n{seen}x{seen} padded input\n"
+                    "(Keras refuses this layer)", ha="center", va="center", fontsize=9)  # fmt: skip
         return fig
     _, h, w, _ = result.output_shape
     i, j, r0, c0 = window_at(result, int(np.clip(position, 0, h * w - 1)))
@@ -224,7 +251,8 @@ def draw_static(setting: ConvSetting = STATIC_SETTING, positions=(0, 1, 5, 15)):
     result = compute(setting)
     positions = [p for p in positions if p < result.positions] or [0]
     ncols = len(positions) + 1
-    fig, axes = plt.subplots(2, ncols, figsize=(2.1 * ncols, 5.8), gridspec_kw={"height_ratios": [1.25, 1]})
+    width = 2.1 * ncols if result.positions else 7.0  # no output: room for the two-line title
+    fig, axes = plt.subplots(2, ncols, figsize=(width, 5.8), gridspec_kw={"height_ratios": [1.25, 1]})
     fig.suptitle(describe(result), fontsize=9)
     k = setting.kernel_size
     _draw_grid(axes[1, 0], result.kernel[..., 0, 0], cmap="Purples", title=f"kernel {k}x{k}")
@@ -237,9 +265,10 @@ def draw_static(setting: ConvSetting = STATIC_SETTING, positions=(0, 1, 5, 15)):
     )  # fmt: skip
     for col, position in enumerate(positions, start=1):
         draw_step(result, position, axes=(axes[0, col], axes[1, col]))
-        axes[0, col].xaxis.label.set_fontsize(8)  # the sum, readable at the page's width
-        axes[0, col].set_title(f"step {position + 1} of {result.positions}", fontsize=9)
-        axes[1, col].set_title("output map", fontsize=8)
+        if result.positions:  # else draw_step's titles say that the kernel does not fit
+            axes[0, col].xaxis.label.set_fontsize(8)  # the sum, readable at the page's width
+            axes[0, col].set_title(f"step {position + 1} of {result.positions}", fontsize=9)
+            axes[1, col].set_title("output map", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -3,7 +3,9 @@
 It shows a small input with the current pooling window highlighted, steps through the output positions one by
 one, and shows the pooled output. Pooled values come from Keras' own layers (``MaxPooling2D`` and
 ``AveragePooling2D``) and the windows from TensorFlow's patch extraction, so the explorer shows what the library
-does; writing pooling by hand is the lecture's (and the assignments') job, not this module's.
+does; writing pooling by hand is the lecture's (and the assignments') job, not this module's. The one exception is
+a window that does not fit (larger than the input, with ``valid`` padding): its empty output is made by NumPy
+without calling TensorFlow, whose oneDNN kernels can kill the process (SIGFPE) on an empty pooling output.
 
 ``explore_pooling()`` displays it through :func:`cnnbook.widgets.show`: live ipywidgets in Jupyter or Colab, a
 static figure of the lecture's 4x4 example on the published site.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .conv_explorer import output_size
 from .widgets import show
 
 SEED_GRID = np.array([[1, 1, 2, 4], [5, 6, 3, 8], [3, 2, 0, 1], [1, 2, 7, 5]], dtype=np.float32)
@@ -24,20 +27,29 @@ INPUTS = ("4x4 grid of the lecture", "random integers 5x5", "random integers 7x7
 COLOURS = ("tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive")
 
 
+def pooled_shape(shape, window: int, stride: int, padding: str) -> tuple[int, int]:
+    """Output (rows, columns) of pooling an input of ``shape``; 0 where the window does not fit (``valid``)."""
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    return tuple(output_size(n, window, stride, padding) for n in shape[:2])
+
+
 def keras_pool(x, kind: str = "max", window: int = 2, stride: int = 2, padding: str = "valid") -> np.ndarray:
     """Pool a 2-D array with Keras' ``MaxPooling2D`` or ``AveragePooling2D``; returns a 2-D array.
 
-    The output may have zero rows or columns (a window larger than the input with ``valid`` padding).
+    The output may have zero rows or columns (a window larger than the input with ``valid`` padding); that empty
+    array comes from NumPy, and TensorFlow is not called.
     """
-    import keras
-
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    x = np.asarray(x, dtype=np.float32)
+    out_h, out_w = pooled_shape(x.shape, window, stride, padding)
+    if out_h == 0 or out_w == 0:
+        return np.zeros((out_h, out_w), dtype=np.float32)
+    import keras
+
     layer_class = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
     layer = layer_class(pool_size=window, strides=stride, padding=padding)
-    x = np.asarray(x, dtype=np.float32)
     return np.asarray(layer(x[None, :, :, None]))[0, :, :, 0]
 
 
@@ -46,7 +58,11 @@ def window_corners(shape, window: int, stride: int, padding: str) -> np.ndarray:
 
     Read off TensorFlow's ``tf.image.extract_patches`` applied to an image of cell numbers, so the windows are
     exactly those TensorFlow pools over; corners are negative where ``same`` padding adds cells above or left.
+    When the window does not fit, the array is empty and TensorFlow is not called.
     """
+    out_h, out_w = pooled_shape(shape, window, stride, padding)
+    if out_h == 0 or out_w == 0:
+        return np.zeros((out_h, out_w, 2), dtype=int)
     import tensorflow as tf
 
     rows, cols = shape
@@ -105,9 +121,10 @@ def draw_step(x, kind: str = "max", window: int = 2, stride: int = 2, padding: s
     x = np.asarray(x, dtype=np.float32)
     out = keras_pool(x, kind, window, stride, padding)
     fig, (ax_in, ax_out) = plt.subplots(1, 2, figsize=(9, 4.2), gridspec_kw={"width_ratios": [1.4, 1]})
-    if out.size == 0:
+    if out.size == 0:  # the window does not fit: the input, and an empty output with the reason
         _grid(ax_in, x, title=f"input {x.shape[0]}x{x.shape[1]}")
         ax_out.axis("off")
+        ax_out.set_title(f"output {out.shape[0]}x{out.shape[1]} (window does not fit)", fontsize=11)
         ax_out.text(0.5, 0.5, f"no output: a {window}x{window} window does not fit\ninside the input with "
                     "'valid' padding", ha="center", va="center", fontsize=11)  # fmt: skip
         fig.suptitle(f"{kind} pooling, window {window}, stride {stride}, padding '{padding}'")

@@ -7,6 +7,9 @@ to the notebook's copies cannot make a wrong value pass.
 from __future__ import annotations
 
 import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from tests.nbcode import load_namespace
 
 NOTEBOOK = "notebooks/02_convolution.ipynb"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # The X/O example's 7x7 feature maps of the X, as printed in the source lecture (values cut to two decimals).
 SEED_MAPS = [
@@ -212,7 +216,80 @@ def test_explorer_builds_and_draws(monkeypatch):
             expected = np.einsum("uvc,uvcf->f", patch, result.kernel)
             np.testing.assert_allclose(result.outputs[i, j], expected, atol=1e-4)
         plt.close(ce.draw_step(result, h * w - 1))
-    refused = ce.compute(ce.ConvSetting(3, 1, 5, 1, "valid", 1))
-    assert refused.output_shape is None and "does not fit" in refused.error
-    plt.close(ce.draw_step(refused, 0))
+    # Kernels that do not fit (empty outputs) are tested in a subprocess: test_explorer_empty_output_in_subprocess.
     assert os.environ["MPLBACKEND"] == "Agg"
+
+
+def test_explorer_output_size_agrees_with_keras():
+    """The explorer's size formula (it only spots empty outputs) gives Keras' sizes, and 0 where nothing fits."""
+    import keras
+
+    from cnnbook import conv_explorer as ce
+
+    for n in range(1, 10):
+        for k in range(1, 6):
+            for s in range(1, 4):
+                for padding in ("valid", "same"):
+                    size = ce.output_size(n, k, s, padding)
+                    if padding == "valid" and k > n:
+                        assert size == 0, (n, k, s)
+                        continue
+                    conv = keras.layers.Conv2D(1, k, strides=s, padding=padding)
+                    assert size == conv.compute_output_shape((1, n, n, 1))[1], (n, k, s, padding)
+
+
+# Run in a child process: TensorFlow's oneDNN kernels can kill the process (SIGFPE, exit status -8) on an empty
+# output, which in-process would end the whole pytest run instead of failing one test.
+EMPTY_CONVOLUTION = """
+import contextlib
+import io
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from cnnbook import conv_explorer as ce
+
+settings = [
+    ce.ConvSetting(3, 1, 5, 1, "valid", 1),
+    ce.ConvSetting(3, 2, 4, 2, "valid", 3),  # kernel one larger than the input
+    ce.ConvSetting(3, 1, 6, 1, "1", 2),  # explicit padding: 5x5 padded input
+    ce.ConvSetting(2, 1, 5, 2, 0, 1),
+]
+for setting in settings:
+    r = ce.compute(setting)
+    fig = ce.draw_step(r, 0)
+    said = "does not fit" in r.error and "does not fit" in fig.axes[1].get_title() and r.error in ce.describe(r)
+    plt.close(fig)
+    print(r.output_shape, r.outputs.shape, r.padded.shape, r.positions, r.params, r.multiplications, said)
+fig = ce.draw_static(settings[0])
+plt.close(fig)
+with contextlib.redirect_stdout(io.StringIO()):  # outside Jupyter, the live explorer prints its figure
+    live = ce.build_live(settings[0])
+print("static axes", len(fig.axes), "live", type(live).__name__)
+print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+
+
+def test_explorer_empty_output_in_subprocess():
+    """A kernel larger than the padded input: an empty output from NumPy, figures that say so, no TensorFlow."""
+    result = subprocess.run(
+        [sys.executable, "-c", EMPTY_CONVOLUTION],
+        cwd=ROOT,
+        env=dict(os.environ, MPLBACKEND="Agg"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, f"exit status {result.returncode} (-8: SIGFPE)\n{result.stderr[-3000:]}"
+    assert result.stdout.splitlines() == [
+        "(1, 0, 0, 1) (0, 0, 1) (3, 3, 1) 0 0 0 True",
+        "(1, 0, 0, 3) (0, 0, 3) (3, 3, 2) 0 0 0 True",
+        "(1, 0, 0, 2) (0, 0, 2) (5, 5, 1) 0 0 0 True",
+        "(1, 0, 0, 1) (0, 0, 1) (2, 2, 1) 0 0 0 True",
+        "static axes 4 live VBox",
+        "tensorflow imported: False",
+    ], result.stdout

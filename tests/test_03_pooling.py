@@ -3,6 +3,11 @@ the pooling explorer builds and draws."""
 
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import ipywidgets
 import keras
 import matplotlib.figure
@@ -14,6 +19,7 @@ import tensorflow as tf
 from tests.nbcode import load_namespace
 
 NOTEBOOK = "notebooks/03_pooling.ipynb"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +162,70 @@ def test_explorer_builds_and_draws(lecture):
                 np.testing.assert_allclose(out, expected, atol=1e-5)
                 for step in (0, out.size - 1):
                     plt.close(pool_explorer.draw_step(x, kind, window, stride, padding, step))
-    plt.close(pool_explorer.draw_step(np.ones((2, 2)), "max", 3, 1, "valid", 0))  # no output: a message
+    # Windows that do not fit (empty outputs) are tested in a subprocess: test_explorer_empty_output_in_subprocess.
+
+
+def test_explorer_output_size_agrees_with_keras():
+    """The explorer's size formula (it only spots empty outputs) gives Keras' sizes, and 0 where nothing fits."""
+    from cnnbook import pool_explorer
+
+    for n in range(1, 9):
+        for window in range(1, 6):
+            for stride in range(1, 5):
+                for padding in pool_explorer.PADDINGS:
+                    rows, cols = pool_explorer.pooled_shape((n, n + 1), window, stride, padding)
+                    if padding == "valid" and window > n:
+                        assert rows == 0, (n, window, stride)
+                        continue
+                    layer = keras.layers.MaxPooling2D(pool_size=window, strides=stride, padding=padding)
+                    expected = layer.compute_output_shape((1, n, n + 1, 1))  # shape arithmetic only
+                    assert (rows, cols) == tuple(expected[1:3]), (n, window, stride, padding)
+
+
+# Run in a child process: on CPUs where TensorFlow uses oneDNN, pooling to an empty output killed the process
+# with SIGFPE (exit status -8), which in-process would end the whole pytest run instead of failing one test.
+EMPTY_POOLING = """
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from cnnbook import pool_explorer as pe
+
+for kind in pe.KINDS:
+    for shape, window, stride in [((2, 2), 3, 1), ((2, 5), 3, 1), ((5, 2), 4, 2), ((3, 3), 4, 3)]:
+        x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+        out = pe.keras_pool(x, kind, window, stride, "valid")
+        corners = pe.window_corners(shape, window, stride, "valid")
+        fig = pe.draw_step(x, kind, window, stride, "valid", 0)
+        fits = "does not fit" not in fig.axes[1].get_title()
+        plt.close(fig)
+        print(kind, shape, out.shape, out.dtype, corners.shape, fits)
+print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+
+
+def test_explorer_empty_output_in_subprocess():
+    """A window larger than the input: empty outputs from NumPy, a figure that says so, TensorFlow not called."""
+    result = subprocess.run(
+        [sys.executable, "-c", EMPTY_POOLING],
+        cwd=ROOT,
+        env=dict(os.environ, MPLBACKEND="Agg"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, f"exit status {result.returncode} (-8: SIGFPE)\n{result.stderr[-3000:]}"
+    expected = [
+        f"{kind} {shape} {out} float32 {out + (2,)} False"
+        for kind in ("max", "average")
+        for shape, out in [((2, 2), (0, 0)), ((2, 5), (0, 3)), ((5, 2), (1, 0)), ((3, 3), (0, 0))]
+    ]
+    assert result.stdout.splitlines() == [*expected, "tensorflow imported: False"], result.stdout
 
 
 def test_explorer_windows_are_tensorflows(lecture):
