@@ -34,6 +34,7 @@ from traitlets.config import Config
 from . import grading
 from . import submission as submissions
 from .course import Course, CourseError
+from .sandboxed import SAFE_MIME
 
 STUDENT_REDOWNLOAD = (
     "download your notebook again (Colab: File > Download > Download .ipynb) and submit that file again"
@@ -118,6 +119,28 @@ class HideTests(Preprocessor):
         return "\n".join(kept) if not hidden else ""
 
 
+class InertOutputs(Preprocessor):
+    """Make everything a student's process produced render inert: rich outputs keep only plain text and PNG/JPEG
+    images (HTML, JavaScript, SVG, Markdown, LaTeX and made-up types are dropped, with a line saying so), and the
+    notebook's widget state goes. The exporter's own ``sanitize_html`` (bleach) then cleans the Markdown cells, so
+    a ``<script>`` in a student's Markdown is text. The sandboxed grader already keeps only these types; this also
+    covers notebooks graded with ``--trust-submissions``."""
+
+    def preprocess(self, nb, resources):
+        nb.metadata.pop("widgets", None)
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                data = output.get("data")
+                if not isinstance(data, dict):
+                    continue
+                kept = {mime: data[mime] for mime in SAFE_MIME if mime in data}
+                if not kept:
+                    kept = {"text/plain": "[an output that is not text or an image: not shown]"}
+                output["data"] = nbformat.from_dict(kept)
+                output["metadata"] = nbformat.from_dict({})
+        return nb, resources
+
+
 class Summary(Preprocessor):
     """Build the summary table (``resources['autograder']['summary']``, placed at the top by ``TEMPLATE``) from
     the scores ``GetGrades`` wrote into the cells."""
@@ -163,7 +186,8 @@ class Summary(Preprocessor):
             )
         record = self.record
         changes = list(record.repairs) if record else []
-        changes += [n for n in (record.notes if record else []) if not n.startswith(("kept the manual", "late "))]
+        hidden = ("kept the manual", "late ", "the grader's")  # for the instructor only
+        changes += [n for n in (record.notes if record else []) if not n.startswith(hidden)]
         if changes:
             parts.append(
                 '<div id="autograder-repairs"><h5>Changes made to your notebook so it could be graded '
@@ -200,6 +224,7 @@ class _GenerateFeedback(GenerateFeedback):
     def convert_notebooks(self) -> None:
         self.exporter.extra_loaders = [jinja2.DictLoader({TEMPLATE_FILE: TEMPLATE})]
         self.exporter.template_file = TEMPLATE_FILE
+        self.exporter.sanitize_html = True  # the students' Markdown and HTML are cleaned (bleach), never run
         super().convert_notebooks()
 
 
@@ -275,7 +300,7 @@ def graded_page(course: Course, assignment: str, student: str, record, release) 
     collected = _Collect()
     log.handlers = [collected]
     converter = _GenerateFeedback(coursedir=CourseDirectory(config=config, log=log), config=config, log=log)
-    converter.preprocessors = [hide, GetGrades, summary, CSSHTMLHeaderPreprocessor]
+    converter.preprocessors = [hide, InertOutputs(enabled=True), GetGrades, summary, CSSHTMLHeaderPreprocessor]
     try:
         converter.start()
     except Exception as err:  # noqa: BLE001 (nbgrader raises its own and many others)

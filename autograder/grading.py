@@ -23,7 +23,6 @@ How a batch runs (``grade``):
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import datetime
 import errno
@@ -49,6 +48,8 @@ from sqlalchemy.exc import SAWarning
 from . import submission as submissions
 from . import warm
 from .course import Course, CourseError
+from .processes import die_with_parent, kill_tree
+from .sandbox import grader_scratch, private_view
 
 CANARY = "instructor-solution"
 GRADED, FAILED = "graded", "failed"
@@ -136,20 +137,6 @@ def _bin_dir() -> pathlib.Path:
     return pathlib.Path(sys.executable).parent
 
 
-def _die_with_parent() -> None:  # runs in the child before exec: SIGKILL it if the grader dies
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _kill_tree(pid: int) -> None:
-    """SIGKILL a process, everything below it, and its process group."""
-    for child in _descendants(pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(child, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 def run_nbgrader(args: list[str], cwd: pathlib.Path, env: dict, timeout: float | None, log, warm_start=False):
     """Run ``nbgrader ARGS`` as its own process group; kill the whole group (kernel included) on timeout.
     Returns the exit status, or None when it ran out of time. ``warm_start``: fork it from a template process
@@ -167,7 +154,7 @@ def run_nbgrader(args: list[str], cwd: pathlib.Path, env: dict, timeout: float |
                 except OSError:  # the template died, and the child with it
                     status = 1
                 if status is None:
-                    _kill_tree(pid)
+                    kill_tree(pid)
                     with contextlib.suppress(OSError):
                         template.wait(pid, 30)
                 return status
@@ -181,18 +168,26 @@ def run_nbgrader(args: list[str], cwd: pathlib.Path, env: dict, timeout: float |
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_grading_child if sys.platform.startswith("linux") else None,
         )
         try:
             return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             # The kernel runs in a session of its own (jupyter_client starts it so): kill the whole tree.
-            _kill_tree(process.pid)
+            kill_tree(process.pid)
             return None
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _grading_child() -> None:
+    """In nbgrader's process before it execs: die with the grader, and (root) take the private view of the file
+    system it keeps once it drops root (``autograder.sandbox.private_view``)."""
+    die_with_parent()
+    if os.geteuid() == 0:
+        private_view()
 
 
 _WARNED: set[str] = set()
@@ -202,23 +197,6 @@ def _warn_once(message: str) -> None:
     if message not in _WARNED:
         _WARNED.add(message)
         print(f"autograder: {message}", file=sys.stderr, flush=True)
-
-
-def _descendants(root: int) -> list[int]:
-    """Every process below ``root`` (Linux: read from /proc; elsewhere none)."""
-    children: dict[int, list[int]] = {}
-    for entry in pathlib.Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, stack = [], [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
 
 
 def _sha256(*parts: bytes) -> str:
@@ -441,6 +419,21 @@ def _sandbox_stopped(nb) -> str:
     return ""
 
 
+def _executor_notes(nb) -> list[str]:
+    """What the sandboxed executor reported in the notebook's metadata: the student's names it refused to hand to
+    the tests, and a grader process that had to keep root."""
+    info = nb.metadata.get("autograder", {})
+    notes = []
+    refused = info.get("refused_names") or {}
+    if refused:
+        shown = ", ".join(f"{name} ({why})" for name, why in sorted(refused.items())[:12])
+        more = f" and {len(refused) - 12} more" if len(refused) > 12 else ""
+        notes.append(f"names from the student's code not given to the tests: {shown}{more}")
+    if str(info.get("privileges", "")).startswith("kept root"):
+        notes.append(f"the grader's test process {info['privileges']}")
+    return notes
+
+
 def _first_error(nb) -> str:
     """'cell N: Name: message' of the first cell that raised, graded or not (the cause of what follows)."""
     for index, cell in enumerate(nb.cells):
@@ -604,9 +597,12 @@ def grade_job(job: Job) -> Outcome:
         result.seconds = time.monotonic() - start
         return outcome
 
-    if job.scratch:
-        pathlib.Path(job.scratch).mkdir(parents=True, exist_ok=True)
-    work = pathlib.Path(tempfile.mkdtemp(prefix=f"{job.student}-", dir=job.scratch))
+    scratch = job.scratch
+    if os.geteuid() == 0 and template.isolate:  # the grader's process will drop root: a folder it can reach
+        scratch = str(grader_scratch())
+    if scratch:
+        pathlib.Path(scratch).mkdir(parents=True, exist_ok=True)
+    work = pathlib.Path(tempfile.mkdtemp(prefix=f"{job.student}-", dir=scratch))
     try:
         with _slot() as slot:
             _grade_in(job, nb, work, slot, outcome)
@@ -670,6 +666,7 @@ def _grade_in(job: Job, nb, work: pathlib.Path, slot: int, outcome: Outcome) -> 
     stopped = _sandbox_stopped(autograded)
     if stopped:
         result.notes.append(stopped)
+    result.notes.extend(_executor_notes(autograded))
     if not template.isolate:
         result.notes.append("graded WITHOUT the sandbox (--trust-submissions)")
     result.status = GRADED

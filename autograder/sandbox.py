@@ -19,16 +19,22 @@ import os
 import pathlib
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 
 from . import wire
+from .processes import descendants, die_with_parent
 
 HERE = pathlib.Path(__file__).resolve().parent
 INTERRUPT_GRACE = 10  # seconds an interrupted runner has to answer before it is killed
 SLOT_UID_BASE = 61000  # sandbox user ids when the grader runs as root: 61000 + slot
+GRADER_UID_BASE = 62000  # the grader's test process drops to 62000 + slot once its sandbox runs (run by root)
+LOG_BYTES = 4 << 20  # what the student's process may print outside cells (during test calls) into sandbox.log
+MAX_REPLY_HEADER = 64 << 20  # bytes of JSON in one message from the student's process
+MAX_REPLY = 1 << 30  # bytes of data in one message from the student's process
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "passwd", "group", "nsswitch.conf", "localtime", "fonts", "mime.types")
 
 
@@ -47,6 +53,10 @@ class Limits:
     open_files: int = 512
     tmp_mb: int = 512  # its writable space (/tmp, its home)
     output_chars: int = 100_000  # kept per output stream per cell
+    outputs_per_cell: int = 30  # outputs kept per cell (the grader cuts the rest)
+    cell_output_kb: int = 2048  # bytes of outputs kept per cell, all outputs together
+    notebook_output_kb: int = 16384  # bytes of student outputs kept per notebook
+    wire_mb: int = 4096  # bytes the grader reads from the student's process in all, per submission
 
     def for_runner(self) -> dict:
         return {
@@ -165,21 +175,280 @@ def keras_home() -> pathlib.Path | None:
     return home if home.is_dir() else None
 
 
+# ------------------------------------------------------------------------------------------- the keeper
+# The sandbox is started by root (bubblewrap switches the student's code to the slot's user), but the grader's test
+# process drops to an unprivileged user of its own right after (``drop_privileges``) and can then no longer signal
+# the sandbox's processes. A small *keeper* process, started before the drop and never dropping, holds bubblewrap:
+# it obeys three commands on a pipe from the grader (find the runner, interrupt it, kill the sandbox), reports the
+# sandbox's exit status, copies what the student's process prints outside cells into the log (capped at LOG_BYTES,
+# through a pipe, so the sandbox never holds a descriptor naming a host path), and kills the sandbox when the
+# grader's end of the pipe closes. It takes no other input; nothing the student's process sends reaches it.
+def keeper_main() -> int:
+    spec = json.loads(os.environ.pop("AUTOGRADER_KEEPER"))
+    die_with_parent()
+    control = os.fdopen(spec["control"], "rb", buffering=0)
+    status = os.fdopen(spec["status"], "wb", buffering=0)
+    out_read, out_write = os.pipe()
+    wire_fds = tuple(spec["wire"])
+    try:
+        process = subprocess.Popen(
+            spec["command"], env=spec["env"], cwd="/", stdin=subprocess.DEVNULL, stdout=out_write,
+            stderr=subprocess.STDOUT, pass_fds=wire_fds, start_new_session=True, preexec_fn=die_with_parent,
+        )  # fmt: skip
+    except OSError as err:
+        status.write(f"failed {json.dumps(str(err))}\n".encode())
+        return 1
+    finally:
+        os.close(out_write)
+        for fd in wire_fds:
+            os.close(fd)
+    copier = threading.Thread(target=_copy_log, args=(out_read, spec["log"]), daemon=True)
+    copier.start()
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with lock, contextlib.suppress(OSError):
+            status.write(line.encode() + b"\n")
+
+    def waiter() -> None:
+        say(f"exit {process.wait()}")
+
+    threading.Thread(target=waiter, daemon=True).start()
+    runner = None
+    for raw in iter(control.readline, b""):
+        command = raw.strip()
+        if command == b"find":
+            runner = _find_runner(process.pid)
+            say(f"runner {runner or 0}")
+        elif command == b"int" and runner is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(runner, signal.SIGINT)
+        elif command == b"kill":
+            _kill_sandbox(process)
+    _kill_sandbox(process)  # the grader is done (or gone)
+    process.wait()
+    copier.join(5)
+    return 0
+
+
+def _kill_sandbox(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # bubblewrap's PID namespace ends with its first process
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+
+
+def _copy_log(fd: int, path: str | None) -> None:
+    left = LOG_BYTES
+    with open(path or os.devnull, "ab") as log, os.fdopen(fd, "rb", buffering=0) as pipe:
+        for chunk in iter(lambda: pipe.read(1 << 16), b""):
+            if left > 0:
+                log.write(chunk[:left])
+                log.flush()
+                if len(chunk) >= left:
+                    log.write(f"\n[the grader kept the first {LOG_BYTES:,} bytes of this log]\n".encode())
+                left -= len(chunk)
+
+
+def _find_runner(root: int) -> int | None:
+    """The runner's process id as the host sees it (inside bubblewrap it is a descendant of bwrap), looked up
+    right after it said hello, before any student code ran."""
+    for pid in descendants(root):
+        try:
+            name = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
+            command = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if name.startswith("python") and b"sandbox_runner.py" in command:  # not bwrap or setpriv
+            return pid
+    return None
+
+
+# ------------------------------------------------------------------------------------------- privileges
+def grader_uid(slot: int) -> int:
+    return GRADER_UID_BASE + slot
+
+
+def _needed_paths() -> list[pathlib.Path]:
+    """What the grader's test process reads after it drops root: its Python, the packages and the datasets."""
+    paths = [pathlib.Path(sys.prefix).resolve(), pathlib.Path(sys.base_prefix).resolve(), HERE.parent]
+    spec = importlib.util.find_spec("cnnbook")
+    if spec is not None and spec.origin:
+        paths.append(pathlib.Path(spec.origin).resolve().parent)
+    data = keras_home()
+    if data is not None:
+        paths.append(data.resolve())
+    fonts = pathlib.Path.home() / ".cache" / "matplotlib"  # Matplotlib's font list, read on import
+    if fonts.is_dir():
+        paths.append(fonts.resolve())
+    return sorted(set(paths))
+
+
+def private_view() -> str | None:
+    """Give this process (root, single-threaded: a grading process right after it was forked or before it execs)
+    a mount namespace of its own in which every folder that stands between it and what it needs after dropping
+    root (:func:`_needed_paths`; typically ``/root`` above a pyenv Python) is replaced by an empty tmpfs holding
+    only those paths, bound in. Nothing changes outside the process; the rest of such a folder is out of reach.
+    Returns None, or why it could not (then the process keeps root, and the record says so)."""
+    import ctypes
+
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        return "not root"
+    plan: dict[pathlib.Path, list[pathlib.Path]] = {}
+    for path in _needed_paths():
+        blocked = next((p for p in [*reversed(path.parents), path] if not p.stat().st_mode & 0o001), None)
+        if blocked is not None and blocked != path:
+            plan.setdefault(blocked, []).append(path)
+    if not plan:
+        return None
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+    def call(result: int, what: str) -> None:
+        if result != 0:
+            raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
+
+    try:
+        call(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
+        call(libc.mount(b"none", b"/", None, 0x4000 | (1 << 18), None), "making / private")  # MS_REC|MS_PRIVATE
+        for blocked, keep in plan.items():
+            handles = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in keep]
+            call(
+                libc.mount(b"tmpfs", str(blocked).encode(), b"tmpfs", 0, b"mode=0755,size=1m"),
+                f"covering {blocked}",
+            )
+            for path, handle in zip(keep, handles):
+                for part in [*reversed(path.parents), path]:
+                    if part.is_relative_to(blocked) and not part.exists():
+                        part.mkdir()
+                        part.chmod(0o755)
+                source = f"/proc/self/fd/{handle}".encode()
+                call(libc.mount(source, str(path).encode(), None, 4096 | 0x4000, None), f"binding {path}")
+                os.close(handle)
+    except OSError as err:
+        return str(err)
+    return None
+
+
+def drop_problem() -> str | None:
+    """Why the grader's test process cannot run as an unprivileged user here (None when it can): it must still
+    read its Python environment and the course helpers once it has dropped."""
+    for path in _needed_paths():
+        for part in [*reversed(path.parents), path]:
+            mode = part.stat().st_mode
+            if not mode & 0o001:
+                return f"{part} cannot be entered by other users (chmod o+x it, or grade as a non-root user)"
+    return None
+
+
+def drop_privileges(slot: int, home: str) -> None:
+    """Become the slot's grader user: no root, no supplementary groups, no capabilities, no way back."""
+    import ctypes
+
+    uid = grader_uid(slot)
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    if os.getresuid() != (uid, uid, uid) or _capabilities() != 0:
+        raise OSError("the grader's test process could not drop its privileges")
+    os.environ["HOME"] = home
+
+
+def _capabilities() -> int:
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def grader_scratch() -> pathlib.Path:
+    """Where root grades: a folder of root's in the system's temporary folder that others may pass through but not
+    list (0711), so the grader's dropped process reaches its own scratch course (0700, its own) and nothing else,
+    whatever the modes of the course directory above."""
+    import tempfile
+
+    folder = pathlib.Path(tempfile.gettempdir()) / "autograder-grading"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o711)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
+        raise OSError(f"{folder} is not a folder of root's: remove it and grade again")
+    os.chmod(folder, 0o711)
+    return folder
+
+
+def prepare_for_drop(folder: pathlib.Path, slot: int) -> None:
+    """Give the slot's grader user the scratch course it will write (run by root, before nbgrader starts)."""
+    uid = grader_uid(slot)
+    for top, dirs, files in os.walk(folder):
+        os.chown(top, uid, uid)
+        for name in dirs + files:
+            os.chown(os.path.join(top, name), uid, uid, follow_symlinks=False)
+
+
 # ------------------------------------------------------------------------------------------- the process
+class SandboxChannel(wire.Channel):
+    """The grader's end of the wire (``wire.Channel`` with ``grader=True``): reads under the caps, and turns every
+    failure of the connection into :class:`SandboxStopped` with the precise reason: a process that is gone says
+    how it ended; one that sent something malformed or too large is killed, and says that."""
+
+    def __init__(self, sandbox: Sandbox, reader, writer):
+        super().__init__(reader, writer, grader=True, max_header=MAX_REPLY_HEADER, max_message=MAX_REPLY)
+        self.sandbox = sandbox
+
+    def remote(self, op, key=None, args=(), kwargs=None, **fields):
+        sandbox = self.sandbox
+        doing = sandbox.doing
+        if sandbox.stopped or not sandbox.alive():
+            raise SandboxStopped(sandbox.why_stopped(doing))
+        try:
+            return super().remote(op, key, args, kwargs, **fields)
+        except (wire.PeerGone, BrokenPipeError) as err:
+            raise SandboxStopped(sandbox.why_stopped(doing)) from err
+        except wire.WireError as err:
+            if sandbox.alive():
+                sandbox.fail(doing, f"it sent a malformed or oversized message ({err}) and was stopped")
+            raise SandboxStopped(sandbox.why_stopped(doing)) from err
+        except OSError as err:
+            raise SandboxStopped(sandbox.why_stopped(doing)) from err
+
+
+class CountingReader:
+    """The pipe from the student's process, refusing to read more than ``cap`` bytes in all."""
+
+    def __init__(self, raw, cap: int):
+        self.raw, self.cap, self.total = raw, cap, 0
+
+    def read(self, n: int) -> bytes:
+        if self.total + n > self.cap:
+            raise wire.WireError(f"more than {self.cap >> 20:,} MB from the student's process in all (wire_mb)")
+        data = self.raw.read(n)
+        self.total += len(data)
+        return data
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 class Sandbox:
     """One student's process, started by :meth:`start`; talk to it through :attr:`channel` and the helpers."""
 
     def __init__(self, env: dict[str, str], limits: Limits, slot: int = 0, log: str | None = None):
         self.env, self.limits, self.slot = env, limits, slot
         self.log_path = log
-        self.process: subprocess.Popen | None = None
-        self.channel: wire.Channel | None = None
+        self.keeper: subprocess.Popen | None = None
+        self.channel: SandboxChannel | None = None
         self.deadline: float | None = None
         self.interrupted = False
         self.interruptions = 0  # cells or calls stopped at the time limit (the process went on)
         self.runner_pid: int | None = None
+        self.exit_code: int | None = None
         self.timed_out = False
         self.stopped: str | None = None
+        self.doing = "running"  # what the grader is doing, for the messages (the executor keeps it up to date)
+        self._exited = threading.Event()
+        self._found = threading.Event()
+        self._control = None
         self._stop = threading.Event()
 
     # ------------------------------------------------------------------------------------------- start
@@ -222,48 +491,62 @@ class Sandbox:
         home = "/tmp/home"
         to_child, from_grader = os.pipe()  # the runner reads requests on to_child
         from_child, to_grader = os.pipe()  # and writes replies on to_grader
+        control_read, control_write = os.pipe()  # the grader's commands to the keeper
+        status_read, status_write = os.pipe()  # the keeper's reports
         env = self._environment(home)
         env["AUTOGRADER_FDS"] = f"{to_child},{to_grader}"
-        log = open(self.log_path or os.devnull, "ab")
+        spec = {
+            "command": self.command(), "env": env, "wire": [to_child, to_grader], "control": control_read,
+            "status": status_write, "log": self.log_path,
+        }  # fmt: skip
+        keeper_env = {"PATH": "/usr/bin:/bin", "AUTOGRADER_KEEPER": json.dumps(spec)}
         try:
-            self.process = subprocess.Popen(
-                self.command(),
-                env=env,
-                cwd="/",
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=(to_child, to_grader),
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+            self.keeper = subprocess.Popen(
+                [sys.executable, "-s", "-m", "autograder.sandbox"],
+                env=keeper_env, cwd=str(HERE.parent), stdin=subprocess.DEVNULL,
+                pass_fds=(to_child, to_grader, control_read, status_write), start_new_session=True,
+                preexec_fn=die_with_parent,
+            )  # fmt: skip
         finally:
-            log.close()
-            os.close(to_child)
-            os.close(to_grader)
-        self.channel = wire.Channel(os.fdopen(from_child, "rb", buffering=1 << 16), os.fdopen(from_grader, "wb"))
+            for fd in (to_child, to_grader, control_read, status_write):
+                os.close(fd)
+        self._control = os.fdopen(control_write, "wb", buffering=0)
+        threading.Thread(target=self._reports, args=(status_read,), daemon=True).start()
+        reader = CountingReader(os.fdopen(from_child, "rb", buffering=1 << 16), self.limits.wire_mb << 20)
+        self.channel = SandboxChannel(self, reader, os.fdopen(from_grader, "wb"))
         threading.Thread(target=self._watchdog, daemon=True).start()
         with self.limit(timeout):
             hello, _ = self._read("starting the sandbox")
         if hello.get("op") != "hello":
             self.kill()
             raise SandboxStopped("the sandbox did not start properly")
-        self.runner_pid = self._find_runner()
+        self._command(b"find")
+        self._found.wait(10)
 
-    def _find_runner(self) -> int | None:
-        """The runner's process id as the grader sees it (inside bubblewrap it is a descendant of bwrap), found
-        right after it said hello, before any student code ran."""
-        from .grading import _descendants
+    def _reports(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as status:
+            for line in iter(status.readline, b""):
+                word, _, value = line.decode(errors="replace").strip().partition(" ")
+                if word == "runner":
+                    self.runner_pid = int(value) or None
+                    self._found.set()
+                elif word == "exit":
+                    self.exit_code = int(value)
+                    self._exited.set()
+                elif word == "failed":
+                    self.stopped = f"The sandbox did not start: {json.loads(value)}"
+                    self.exit_code = 1
+                    self._exited.set()
+        if not self._exited.is_set():  # the keeper is gone: so is the sandbox (it dies with the keeper)
+            self.exit_code = self.exit_code if self.exit_code is not None else -signal.SIGKILL
+            self._exited.set()
 
-        for pid in _descendants(self.process.pid):
-            try:
-                name = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
-                command = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if name.startswith("python") and b"sandbox_runner.py" in command:  # not bwrap or setpriv
-                return pid
-        return None
+    def _command(self, command: bytes) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self._control.write(command + b"\n")
+
+    def alive(self) -> bool:
+        return self.keeper is not None and not self._exited.is_set()
 
     # ---------------------------------------------------------------------------------------- watchdog
     @contextlib.contextmanager
@@ -281,7 +564,7 @@ class Sandbox:
 
     def _watchdog(self) -> None:
         while not self._stop.wait(0.2):
-            if self.process is None or self.process.poll() is not None:
+            if not self.alive():
                 return
             deadline = self.deadline
             if deadline is None or time.monotonic() <= deadline:
@@ -289,8 +572,7 @@ class Sandbox:
             if not self.interrupted and self.runner_pid is not None:
                 self.interrupted = True
                 self.interruptions += 1
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(self.runner_pid, signal.SIGINT)
+                self._command(b"int")
                 if self.deadline is not None:
                     self.deadline = time.monotonic() + INTERRUPT_GRACE
                 continue
@@ -299,30 +581,30 @@ class Sandbox:
             return
 
     def kill(self) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # bubblewrap's PID namespace ends with its first process
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
+        self._command(b"kill")
+
+    def fail(self, doing: str, reason: str) -> None:
+        """Stop the sandbox for something it did to the grader (a malformed message, one too large)."""
+        if not self.stopped:
+            self.stopped = f"The sandbox stopped while {doing}: {reason}. Later cells could not run."
+        self.kill()
 
     # ------------------------------------------------------------------------------------------ talking
     def _read(self, doing: str):
         try:
-            return wire.read_message(self.channel.reader)
+            return wire.read_message(self.channel.reader, MAX_REPLY_HEADER, MAX_REPLY)
         except wire.WireError as err:
             raise SandboxStopped(self.why_stopped(doing)) from err
 
     def why_stopped(self, doing: str = "running") -> str:
         if self.stopped:
             return self.stopped
-        if self.process is None:
+        if self.keeper is None:
             return "the sandbox was not started"
-        try:
-            code = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        if not self._exited.wait(5):
             self.kill()
-            code = self.process.wait()
+            self._exited.wait(30)
+        code = self.exit_code if self.exit_code is not None else -signal.SIGKILL
         signum = -code if code < 0 else (code - 128 if code > 128 else 0)
         if self.timed_out:
             reason = "it ran past the time limit for one cell and was stopped"
@@ -342,12 +624,8 @@ class Sandbox:
 
     def request(self, op: str, doing: str, **fields):
         """A request to the runner; its reply's value (a 'raise' reply raises here, as the student's error)."""
-        if self.stopped or self.process is None or self.process.poll() is not None:
-            raise SandboxStopped(self.why_stopped(doing))
-        try:
-            return self.channel.remote(op, **fields)
-        except (wire.WireError, BrokenPipeError, OSError) as err:
-            raise SandboxStopped(self.why_stopped(doing)) from err
+        self.doing = doing
+        return self.channel.remote(op, **fields)
 
     def run_cell(self, code: str, report: bool, timeout: float | None, doing: str) -> dict:
         with self.limit(timeout):
@@ -356,8 +634,15 @@ class Sandbox:
     def close(self) -> None:
         self._stop.set()
         self.kill()
-        if self.process is not None:
-            self.process.wait()
+        if self._control is not None:
+            with contextlib.suppress(OSError):
+                self._control.close()
+        if self.keeper is not None:
+            try:
+                self.keeper.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.keeper.kill()
+                self.keeper.wait()
         if self.channel is not None:
             for stream in (self.channel.reader, self.channel.writer):
                 with contextlib.suppress(Exception):
@@ -371,8 +656,5 @@ class Sandbox:
         self.close()
 
 
-def _die_with_parent() -> None:
-    import ctypes
-
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+if __name__ == "__main__":
+    sys.exit(keeper_main())

@@ -25,7 +25,8 @@ import types
 import wire
 
 SKIP = {"In", "Out", "get_ipython", "exit", "quit"}
-BY_VALUE_BUDGET = 256 << 20  # bytes: a name defined by a cell that is larger travels as a reference
+BY_VALUE_BLOBS = 512 << 20  # bytes of arrays and weights one cell's names may send by value, all names together
+BY_VALUE_JSON = 32 << 20  # bytes of numbers, text and containers (the reply's JSON) they may send by value
 
 
 class TimeLimit(BaseException):
@@ -140,13 +141,14 @@ class Runner:
         if header.get("report"):
             after = self._snapshot()
             defined = {}
+            budget = wire.Budget(BY_VALUE_BLOBS, BY_VALUE_JSON)  # the rest travels as references
             for name, ident in after.items():
                 if name in SKIP or before.get(name) == ident:
                     continue
                 value = self.shell.user_ns[name]
                 if isinstance(value, types.ModuleType):
                     continue
-                defined[name] = wire.ValueOrReference(value, BY_VALUE_BUDGET)
+                defined[name] = wire.ValueOrReference(value, budget)
             reply["defined"] = defined
             reply["removed"] = [name for name in before if name not in after]
         return reply

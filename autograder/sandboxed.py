@@ -1,19 +1,35 @@
 """nbgrader's ``Execute`` step, split in two: the student's code runs in the sandbox, the tests run in the grader.
 
 ``grade`` puts :class:`SandboxedExecute` in place of nbgrader's ``Execute`` preprocessor. It walks the notebook
-once, in order:
+twice:
 
-* a **student cell** (a solution cell, or any cell the student added) runs in the sandboxed process; the names it
-  defines come back: data by value, functions and other objects as references (:class:`autograder.wire.Proxy`);
-* a **given cell** (read-only instructor code: imports, data, helpers; nbgrader has already restored its source)
-  runs in the sandbox, so the student's code sees it, and again in the grader, so the tests see the grader's own
-  copy. Names a given cell defines are the instructor's: a student cell that redefines them (say
-  ``PARAMETER_BUDGET = 10**9``) changes only the student's side;
-* a **test cell** (nbgrader's autograder tests, hidden ones included) runs only in the grader, in the grader's own
-  Python, NumPy and Keras. Calling a student function sends the arguments to the sandbox and brings the result
-  back as plain data, so every comparison, every ``assert`` and the pass/fail verdict happen where the student's
-  code never ran. A cell passes when its code finishes; nbgrader's ``SaveAutoGrades`` then reads the verdicts
-  from the cell outputs as usual.
+1. **The student's side, first and to the end.** Every *student cell* (a solution cell, or any cell the student
+   added) and every *given cell* (read-only instructor code: imports, data, helpers; nbgrader has restored its
+   source) runs in the sandboxed process, in notebook order. The names student cells define come back: data by
+   value, functions and other objects as references (:class:`autograder.wire.Proxy`). No student cell runs after
+   this pass, so nothing the student's code saw during the tests (a hidden test's inputs) can be printed into the
+   notebook by a later cell.
+2. **The grader's side.** Given cells run again and *test cells* (nbgrader's autograder tests, hidden ones
+   included) run, in order, in the grader's own Python, NumPy and Keras. Calling a student function sends the
+   arguments to the sandbox and brings the result back as plain data, so every comparison, every ``assert`` and
+   the pass/fail verdict happen where the student's code never ran. nbgrader's ``SaveAutoGrades`` then reads the
+   verdicts from the cell outputs as usual.
+
+What the student's side sends is checked here, never trusted:
+
+* **Names.** A student's name enters the tests' namespace only if it is an identifier that is not a builtin
+  (``isinstance``, ``zip``, ``len``...), not private (``_x``, ``__builtins__``) and not bound by any given or test
+  cell of the notebook (``np``, ``graded_accuracy``...); every refused name is listed in the notebook's metadata
+  (``autograder.refused_names``) and in the grading record.
+* **Outputs.** At most ``outputs_per_cell`` outputs and ``cell_output_kb`` per cell, ``notebook_output_kb`` per
+  notebook, text cut at ``output_chars``; rich outputs keep only inert types (plain text, PNG, JPEG): HTML,
+  JavaScript, SVG, Markdown and made-up types are dropped.
+* **The wire.** See :class:`autograder.sandbox.SandboxChannel`: malformed or oversized messages stop the sandbox
+  with that reason; the grader lends the student's code nothing but the functions a test passes (call only), and
+  takes every such loan back when the test cell ends.
+
+Run by root, the grader's process drops to an unprivileged user of its own once the sandbox has started
+(:func:`autograder.sandbox.drop_privileges`), so that even a hole in the above could not write the course.
 
 ``keras.utils.set_random_seed`` called by a test also seeds the student's process, so seeded runs (the graded
 training of a4) stay reproducible.
@@ -24,15 +40,20 @@ from __future__ import annotations
 import builtins
 import contextlib
 import io
+import json
+import keyword
 import os
+import pathlib
+import symtable
 import sys
 import traceback
 
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Dict, Integer
+from traitlets import Bool, Dict, Integer
 
-from .sandbox import Limits, Sandbox, SandboxStopped
+from .sandbox import Limits, Sandbox, SandboxStopped, drop_privileges, drop_problem, prepare_for_drop
+from .wire import RemoteError
 
 STUDENT, GIVEN, TEST = "student", "given", "test"
 _CURRENT: list[Sandbox | None] = [None]  # the sandbox of the notebook being graded (one at a time per process)
@@ -70,10 +91,50 @@ def cell_kind(cell, known: dict[str, tuple[str, str]]) -> str:
     return kind if cell.source == source else STUDENT
 
 
-def error_output(err: BaseException, where: str) -> dict:
+def bound_names(source: str) -> set[str]:
+    """The names a cell's code binds at the top level (assignments, imports, defs, loop and ``with`` targets),
+    read with ``symtable``: the names a given or test cell owns."""
+    try:
+        table = symtable.symtable(source, "<cell>", "exec")
+    except (SyntaxError, ValueError):
+        return set()
+    return {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+
+
+BUILTIN_NAMES = frozenset(dir(builtins)) | frozenset(keyword.kwlist)
+
+
+def refusal(name, owned: set[str]) -> str | None:
+    """Why a name the student's side reports may not enter the tests' namespace (None when it may)."""
+    if not isinstance(name, str) or not name.isidentifier() or len(name) > 200:
+        return "not a name"
+    if name.startswith("_"):
+        return "private"
+    if name in BUILTIN_NAMES:
+        return "a builtin"
+    if name in owned:
+        return "defined by the instructor's cells"
+    return None
+
+
+def hidden_lines(source: str, begin: str, end: str) -> set[int]:
+    """Line numbers (1-based) of a test cell's hidden region."""
+    lines, hidden = set(), False
+    for number, line in enumerate(source.split("\n"), start=1):
+        if begin in line:
+            hidden = True
+        elif end in line:
+            hidden = False
+        elif hidden:
+            lines.add(number)
+    return lines
+
+
+def error_output(err: BaseException, where: str, hidden: set[int] = frozenset()) -> dict:
     """An nbformat error output for an exception raised while running a cell in the grader. Only frames of the
     cell itself are shown (by line number; the hidden test lines are not printed), then the student's own
-    traceback when the error came from their code."""
+    traceback when the error came from their code. An error the student's code raised during a hidden test keeps
+    only its type: its message could carry the hidden test's inputs out to the feedback."""
     frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename.startswith("<")]
     lines = [f"{where}, line {f.lineno}" for f in frames[-3:]]
     try:
@@ -82,10 +143,14 @@ def error_output(err: BaseException, where: str) -> dict:
         message = "?"
     name = getattr(err, "type_name", None) or type(err).__name__
     text = getattr(err, "traceback_text", "")
+    from_student = isinstance(err, RemoteError) or bool(text)
+    if from_student and frames and frames[-1].lineno in hidden:
+        message = "raised by your code during a hidden test (its message is not shown: it could reveal the test)"
+        text = ""
     trace = ["Traceback (grader side):", *lines, f"{name}: {message}"]
     if text:
         trace += ["", "Raised in your code:", text[-6000:]]
-    return new_output("error", ename=name, evalue=message[:4000], traceback=trace)
+    return new_output("error", ename=str(name)[:200], evalue=message[:4000], traceback=trace)
 
 
 class SandboxedExecute(NbGraderPreprocessor):
@@ -95,16 +160,21 @@ class SandboxedExecute(NbGraderPreprocessor):
     limits = Dict({}, help="Overrides of autograder.sandbox.Limits, by name.").tag(config=True)
     timeout = Integer(30, help="Wall-clock seconds per cell (nbgrader's Execute.timeout).").tag(config=True)
     startup_timeout = Integer(120, help="Seconds the sandbox may take to start.").tag(config=True)
+    drop_privileges = Bool(True, help="Run by root: drop to the slot's grader user once the sandbox runs.").tag(
+        config=True
+    )
 
     def preprocess(self, nb, resources):
         limits = Limits.from_settings(self.limits)
+        self._limits = limits
+        self._notebook_bytes = 0
         log = os.path.join(os.getcwd(), "sandbox.log")
         sandbox = Sandbox(dict(os.environ), limits, self.slot, log=log)
         namespace = {"__name__": "__main__", "__builtins__": builtins}
-        given: set[str] = set()
         self._sandbox = sandbox
         self._namespace = namespace
         self._synced: dict[str, object] = {}  # the student's names as last seen on both sides
+        notes: dict = {}
         _CURRENT[0] = sandbox
         try:
             sandbox.start(self.startup_timeout)
@@ -114,25 +184,51 @@ class SandboxedExecute(NbGraderPreprocessor):
             sandbox.stopped = sandbox.stopped or f"The sandbox did not start: {err}"
         course_id = self.config.get("CourseDirectory", {}).get("course_id") or "default_course"
         known = instructor_cells(resources, course_id)
+        if os.geteuid() == 0 and self.drop_privileges:
+            notes["privileges"] = self._drop()
+        owned = set().union(*(bound_names(source) for _, source in known.values()))
+        hidden = self.config.get("ClearHiddenTests", {})
+        begin = hidden.get("begin_test_delimeter", "BEGIN HIDDEN TESTS")
+        end = hidden.get("end_test_delimeter", "END HIDDEN TESTS")
+        cells = [(i, c, cell_kind(c, known)) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        student: dict[str, object] = {}
         try:
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
+            for index, cell, kind in cells:  # 1. the student's side, to the end
                 cell.outputs = []
                 cell.execution_count = index + 1
-                kind = cell_kind(cell, known)
-                where = f"cell {index + 1}"
                 if kind in (STUDENT, GIVEN):
-                    self._run_student(cell, kind, namespace, given, where)
+                    self._run_student(cell, kind, student, f"cell {index + 1}")
+            refused = {}
+            for name, value in student.items():
+                why = refusal(name, owned)
+                if why is None:
+                    namespace[name] = value
+                    self._synced[name] = value
+                else:
+                    refused[str(name)[:80]] = why
+            if refused:
+                notes["refused_names"] = refused
+            for index, cell, kind in cells:  # 2. the grader's side: given cells again, and the tests
                 if kind in (GIVEN, TEST):
-                    self._run_grader(cell, kind, namespace, given, where)
+                    lines = hidden_lines(cell.source, begin, end) if kind == TEST else set()
+                    self._run_grader(cell, kind, namespace, f"cell {index + 1}", lines)
         finally:
             _CURRENT[0] = None
             sandbox.close()
+        nb.metadata["autograder"] = notes
         return nb, resources
 
+    def _drop(self) -> str:
+        problem = drop_problem()
+        if problem is not None:
+            self.log.warning("the grader's process keeps root: %s", problem)
+            return f"kept root: {problem}"
+        prepare_for_drop(pathlib.Path(os.getcwd()), self.slot)
+        drop_privileges(self.slot, home=os.getcwd())
+        return f"dropped to uid {os.getuid()}"
+
     # --------------------------------------------------------------------------------------- student side
-    def _run_student(self, cell, kind, namespace, given, where) -> None:
+    def _run_student(self, cell, kind, student: dict, where) -> None:
         sandbox = self._sandbox
         try:
             reply = sandbox.run_cell(cell.source, report=kind == STUDENT, timeout=self.timeout, doing=where)
@@ -142,16 +238,41 @@ class SandboxedExecute(NbGraderPreprocessor):
         except Exception as err:  # noqa: BLE001 (the runner itself failed to answer: a reply it could not encode)
             cell.outputs.append(error_output(err, where))
             return
-        for output in reply.get("outputs", []):
-            cell.outputs.append(_checked_output(output))
-        for name, value in dict(reply.get("defined", {})).items():
-            if isinstance(name, str) and name not in given:
-                namespace[name] = value
-                self._synced[name] = value
-        for name in reply.get("removed", []):
-            if isinstance(name, str) and name not in given:
-                namespace.pop(name, None)
-                self._synced.pop(name, None)
+        if not _runner_reply(reply):
+            sandbox.fail(where, f"it answered a cell with a {type(reply).__name__}, not the runner's reply")
+            message = sandbox.why_stopped(where)
+            cell.outputs.append(new_output("error", ename="SandboxStopped", evalue=message, traceback=[message]))
+            return
+        cell.outputs.extend(self._checked_outputs(reply.get("outputs", [])))
+        if kind == STUDENT:
+            for name, value in reply.get("defined", {}).items():
+                student[name] = value
+            for name in reply.get("removed", []):
+                if isinstance(name, str):
+                    student.pop(name, None)
+
+    def _checked_outputs(self, outputs: list) -> list:
+        """The outputs the student's process reported, rebuilt from their plain fields and cut to the limits:
+        the grader enforces them, whatever the student's process did to its own."""
+        limits, kept, used, dropped = self._limits, [], 0, 0
+        cell_cap = limits.cell_output_kb << 10
+        for output in outputs:
+            if len(kept) >= limits.outputs_per_cell:
+                dropped += 1
+                continue
+            output = _checked_output(output, limits.output_chars)
+            size = _size(output)
+            room = min(cell_cap - used, (limits.notebook_output_kb << 10) - self._notebook_bytes)
+            if size > room:
+                dropped += 1
+                continue
+            kept.append(output)
+            used += size
+            self._notebook_bytes += size
+        if dropped:
+            text = f"[the grader dropped {dropped} output(s) here: over the limits for a cell or notebook]\n"
+            kept.append(new_output("stream", name="stderr", text=text))
+        return kept
 
     def _push_rebinds(self) -> None:
         """Before each request to the student's process: names of theirs that a test rebound in the grader (a
@@ -166,10 +287,10 @@ class SandboxedExecute(NbGraderPreprocessor):
             self._sandbox.channel.remote("assign", args=(changes,))
 
     # --------------------------------------------------------------------------------------- grader side
-    def _run_grader(self, cell, kind, namespace, given, where) -> None:
-        before = {k: id(v) for k, v in namespace.items()}
+    def _run_grader(self, cell, kind, namespace, where, hidden: set[int]) -> None:
         out, err_out = io.StringIO(), io.StringIO()
         failure = None
+        self._sandbox.doing = f"running the tests of {where}"
         try:
             code = compile(cell.source, f"<{where}>", "exec")
             with (
@@ -182,9 +303,11 @@ class SandboxedExecute(NbGraderPreprocessor):
             if isinstance(err, KeyboardInterrupt):
                 raise
             failure = err
+        finally:
+            if self._sandbox.channel is not None:
+                self._sandbox.channel.revoke()  # functions this cell lent the student's code are taken back
         _mirror_seeding()
         if kind == GIVEN:
-            given.update(k for k, v in namespace.items() if before.get(k) != id(v))
             if failure is not None:
                 self.log.info("given %s failed in the grader: %r", where, failure)
             return
@@ -199,7 +322,17 @@ class SandboxedExecute(NbGraderPreprocessor):
                     new_output("error", ename="SandboxStopped", evalue=message, traceback=[message])
                 )
             else:
-                cell.outputs.append(error_output(failure, where))
+                cell.outputs.append(error_output(failure, where, hidden))
+
+
+def _runner_reply(reply) -> bool:
+    """Whether a run_cell reply has the runner's shape: {"outputs": [...], "defined": {...}, "removed": [...]}."""
+    return (
+        isinstance(reply, dict)
+        and isinstance(reply.get("outputs", []), list)
+        and isinstance(reply.get("defined", {}), dict)
+        and isinstance(reply.get("removed", []), list)
+    )
 
 
 def _mirror_seeding() -> None:
@@ -218,21 +351,42 @@ def _mirror_seeding() -> None:
     keras.utils.set_random_seed = set_random_seed
 
 
-def _checked_output(output) -> dict:
-    """An output the student's process reported, rebuilt from its plain fields (no other keys pass)."""
+# Rich output types a student's output may keep: they render inert (no script, no markup of the student's).
+SAFE_MIME = ("text/plain", "image/png", "image/jpeg")
+
+
+def _cut(value, limit: int) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[:limit] + f"\n... [output cut at {limit:,} characters by the grader]\n"
+    return text
+
+
+def _size(output) -> int:
+    return len(json.dumps(output, default=str))
+
+
+def _checked_output(output, limit: int = 100_000) -> dict:
+    """An output the student's process reported, rebuilt from its plain fields (no other keys pass), its text cut
+    at ``limit`` characters and its rich data reduced to :data:`SAFE_MIME`."""
     if not isinstance(output, dict):
-        return new_output("stream", name="stdout", text=str(output)[:1000])
+        return new_output("stream", name="stdout", text=_cut(output, 1000))
     kind = output.get("output_type")
     if kind == "stream":
         name = "stderr" if output.get("name") == "stderr" else "stdout"
-        return new_output("stream", name=name, text=str(output.get("text", "")))
+        return new_output("stream", name=name, text=_cut(output.get("text", ""), limit))
     if kind == "error":
         trace = output.get("traceback") or []
+        trace = trace if isinstance(trace, list) else [trace]
         return new_output(
             "error",
-            ename=str(output.get("ename", "Error")),
-            evalue=str(output.get("evalue", "")),
-            traceback=[str(line) for line in trace] if isinstance(trace, list) else [str(trace)],
+            ename=_cut(output.get("ename", "Error"), 200),
+            evalue=_cut(output.get("evalue", ""), 4000),
+            traceback=[_cut(line, 4000) for line in trace[-40:]],
         )
     data = output.get("data") if isinstance(output.get("data"), dict) else {}
-    return new_output("display_data", data={str(k): str(v) for k, v in data.items()})
+    kept = {mime: _cut(data[mime], 4 * limit) for mime in SAFE_MIME if mime in data}
+    if not kept:
+        dropped = ", ".join(sorted(str(k)[:40] for k in data)[:5]) or "nothing"
+        kept = {"text/plain": f"[an output of type {dropped}: not shown, only text and images are kept]"}
+    return new_output("display_data", data=kept)

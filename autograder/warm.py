@@ -61,10 +61,10 @@ def _child(request: dict) -> None:
     """In the forked child: become ``nbgrader ARGS`` run in ``cwd`` with ``env``; never returns."""
     status = 1
     try:
-        from autograder.grading import _die_with_parent
+        from autograder.processes import die_with_parent
 
         os.setsid()
-        _die_with_parent()  # dies with the template (which ends when the grader does)
+        die_with_parent()  # dies with the template (which ends when the grader does)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -80,6 +80,12 @@ def _child(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        if os.geteuid() == 0:  # still single-threaded: the view the grader keeps once it drops root
+            from autograder.sandbox import private_view
+
+            problem = private_view()
+            if problem:
+                print(f"autograder: no private view of the file system ({problem})", file=sys.stderr)
         sys.argv = ["nbgrader", *request["args"]]
         from nbgrader.apps.nbgraderapp import main
 
@@ -103,10 +109,10 @@ def _child(request: dict) -> None:
 
 
 def _kill_all(children: set[int]) -> None:
-    from autograder.grading import _kill_tree
+    from autograder.processes import kill_tree
 
     for pid in children:
-        _kill_tree(pid)
+        kill_tree(pid)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
 

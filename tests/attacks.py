@@ -61,6 +61,8 @@ class Attack:
     score: float = FULL  # the score it must get: what the same answers get honestly
     output: list[str] = dataclasses.field(default_factory=list)  # lines its notebook must show
     edit: object = None  # a function changing the notebook further (structural attacks)
+    notes: list[str] = dataclasses.field(default_factory=list)  # texts its grading record's notes must hold
+    absent: list[str] = dataclasses.field(default_factory=list)  # texts its autograded notebook must not hold
 
     def notebook(self, values: dict[str, str]):
         """The submission, with {COURSE}, {TOKEN}, {PORT} and {SLEEP} filled in from ``values``."""
@@ -135,6 +137,142 @@ ZEROS = {  # blank-based answers that are simply wrong: every gate returns zeros
     "multiply_backward_code": "def multiply_backward(x, y, upstream):\n    return np.zeros_like(x), np.zeros_like(y)\n",
     "sigmoid_backward_code": "def sigmoid_backward(x, upstream):\n    return np.zeros_like(x)\n",
 }
+
+
+# ------------------------------------------------------------------------------- grader integrity (the wire)
+# Finds the runner's end of the wire inside the student's process, to write frames of the student's choosing.
+RAW_WIRE = """
+import gc, struct
+def raw_frame(header_bytes, declared=None):
+    channel = next(o for o in gc.get_objects() if type(o).__name__ == 'RunnerChannel')
+    size = len(header_bytes) if declared is None else declared
+    channel.writer.write(struct.pack('>Q', size) + header_bytes)
+    channel.writer.flush()
+"""
+
+MALFORMED = {  # frames the grader must refuse, stopping that sandbox with the reason
+    "array": b"[1, 2, 3]",
+    "string": b'"ok"',
+    "number": b"42",
+    "null": b"null",
+    "true": b"true",
+    "object_without_a_kind": b'{"value": 1}',
+    "reply_with_a_missing_blob": b'{"op": "ok", "value": {"t": "nd", "b": 99}}',
+    "reply_naming_an_unknown_object": b'{"op": "ok", "value": {"t": "yours", "id": 123456}}',
+    "nested_too_deep": b"[" * 200_000 + b"]" * 200_000,
+    "oversized_header": None,  # declares 1 TB of header
+}
+
+
+def _malformed(kind: str, frame: bytes | None) -> Attack:
+    send = f"raw_frame({frame!r})" if frame is not None else "raw_frame(b'{{', declared=1 << 40)"
+    return Attack(
+        f"malformed_frame_{kind}",
+        "wire",
+        "reference",
+        add=[("end", RAW_WIRE + send + "\n")],
+        # the sandbox is stopped at the last student cell: the by-value answers keep their points, every test that
+        # calls a function of the student's fails with the reason
+        score=BEFORE_ADD,
+        output=["sent a malformed or oversized message"],
+        notes=["sent a malformed or oversized message"],
+    )
+
+
+LENT_FUNCTION_PROBE = """
+PROBES, KEPT = [], []
+def probe(label, action):
+    try:
+        value = action()
+    except BaseException as err:
+        PROBES.append(f"blocked {label}: {type(err).__name__}")
+    else:
+        PROBES.append(f"ESCAPED {label}: {str(value)[:60]}")
+def takeover(channel, key):
+    grader_globals = channel.remote('getattr', key, name='__globals__')
+    grader_globals['__builtins__'].eval("open('{COURSE}/PWNED-{TOKEN}', 'w').write('ran in the grader')")
+    return 'the grader ran my code'
+def numerical_gradient(f, x, h=1e-5):
+    channel, key = object.__getattribute__(f, '_channel'), object.__getattribute__(f, '_id')
+    KEPT.append(f)
+    probe('dunder', lambda: f.__globals__)
+    for name in ('__globals__', '__class__', '__builtins__', '__code__', '__closure__', '__self__', 'real'):
+        probe(f'getattr {name}', lambda name=name: channel.remote('getattr', key, name=name))
+    probe('getitem', lambda: channel.remote('getitem', key, args=(0,)))
+    probe('len', lambda: channel.remote('len', key))
+    for other in range(40):
+        if other != key:
+            probe(f'object {other}', lambda other=other: channel.remote('getattr', other, name='__globals__'))
+    probe('run_cell', lambda: channel.remote('run_cell', code="open('{COURSE}/PWNED-{TOKEN}', 'w')"))
+    probe('takeover', lambda: takeover(channel, key))
+    raise RuntimeError(' | '.join(PROBES))
+"""
+
+KEEP_A_LENT_FUNCTION = """
+def relative_error(a, b):
+    try:
+        value = KEPT[0](np.zeros(3))
+    except BaseException as err:
+        raise RuntimeError(f'blocked a lent function kept for later: {type(err).__name__}') from None
+    raise RuntimeError(f'ESCAPED a lent function kept for later still answers: {value}')
+"""
+
+SHADOW_BUILTINS = """
+import builtins as _builtins, sys as _sys
+def _from_the_grader():  # called by a test through the wire, not by my own code
+    return _sys._getframe(2).f_code.co_filename.endswith('wire.py')
+def isinstance(obj, cls):
+    return True if _from_the_grader() else _builtins.isinstance(obj, cls)
+def zip(*args, **kwargs):
+    return [] if _from_the_grader() else _builtins.zip(*args, **kwargs)
+def len(obj):
+    return 2 if _from_the_grader() else _builtins.len(obj)
+class float(_builtins.float):  # a class, so that my own np.asarray(x, dtype=float) still works
+    pass
+def sorted(*args, **kwargs):
+    return list(args[0]) if _from_the_grader() else _builtins.sorted(*args, **kwargs)
+def all(iterable):
+    return True if _from_the_grader() else _builtins.all(iterable)
+def any(iterable):
+    return False if _from_the_grader() else _builtins.any(iterable)
+"""
+
+# multiply_backward right on the public examples (at most 4 entries) and wrong on the hidden ones: only a `zip`
+# that compares nothing would let its hidden loop pass.
+PUBLIC_ONLY_MULTIPLY = """
+def multiply_backward(x, y, upstream):
+    if np.size(x) <= 4:
+        return upstream * y, upstream * x
+    return np.zeros_like(x), np.zeros_like(y)
+"""
+
+FLOOD_WITH_CAPS_OFF = """
+import gc
+from IPython.display import display
+runner = next(o for o in gc.get_objects() if type(o).__name__ == 'Runner')
+runner.output_chars = 10**10
+runner.run_cell.__func__.__globals__['_text'] = lambda value, limit: value if isinstance(value, str) else str(value)
+print('x' * 30_000_000)
+display({f'application/x-made-up-{i}': 'y' * 150_000 for i in range(100)}, raw=True)
+for i in range(60):
+    display({'text/plain': 'z' * 100_000}, raw=True)
+"""
+
+RAW_HTML = """
+from IPython.display import HTML, SVG, Javascript, display
+display(HTML("<script>document.title = 'PWNED-{TOKEN}'</script><b>bold</b>"))
+display(Javascript("document.title = 'PWNED-{TOKEN}'"))
+display(SVG('<svg xmlns="http://www.w3.org/2000/svg"><script>document.title = "PWNED-{TOKEN}"</script></svg>'))
+display({'text/markdown': '<img src=x onerror="document.title = 1">', 'text/plain': 'plain text stays'}, raw=True)
+"""
+
+
+def _script_in_markdown(nb, course, token):
+    nb.cells.append(
+        nbformat.v4.new_markdown_cell(
+            f"<script>document.title = 'PWNED-{token}'</script>\n\n<img src=x onerror=\"document.title = 1\">"
+        )
+    )
 
 
 def corpus() -> list[Attack]:
@@ -507,6 +645,117 @@ def corpus() -> list[Attack]:
                 """,
             },
             score=0.0,
+        ),
+        # ------------------------------------------------------------------------------------- the wire
+        Attack(
+            "reach_the_grader_through_a_lent_function",
+            "wire",
+            "blank",
+            replace={"numerical_gradient_code": LENT_FUNCTION_PROBE, "relative_error_code": KEEP_A_LENT_FUNCTION},
+            score=0.0,
+            output=["blocked getattr __globals__", "blocked takeover", "blocked a lent function kept for later"],
+        ),
+        *[_malformed(kind, frame) for kind, frame in MALFORMED.items()],
+        Attack(
+            "malformed_frame_during_a_test",
+            "wire",
+            "reference",
+            replace={
+                "add_backward_code": RAW_WIRE
+                + "def add_backward(x, y, upstream):\n    raw_frame(b'[1, 2]')\n    return upstream, upstream\n"
+            },
+            score=BEFORE_ADD,
+            output=["sent a malformed or oversized message"],
+            notes=["sent a malformed or oversized message"],
+        ),
+        Attack(
+            "a_big_list_early",
+            "wire",
+            "reference",
+            add=[("setup", "big_list = list(range(12_000_000))\nprint(len(big_list))\n")],
+            output=["12000000"],
+        ),
+        # -------------------------------------------------------------------------------- the namespace
+        Attack(
+            "shadow_the_builtins",
+            "namespace",
+            "reference",
+            replace={"multiply_backward_code": PUBLIC_ONLY_MULTIPLY},
+            add=[("setup", SHADOW_BUILTINS)],
+            score=FULL - 2,  # what this multiply_backward gets honestly: its hidden test fails
+            notes=["zip (a builtin)", "isinstance (a builtin)", "len (a builtin)", "all (a builtin)"],
+        ),
+        Attack(
+            "overwrite_the_tests_names",
+            "namespace",
+            "blank",
+            replace={**ZEROS},
+            add=[
+                ("setup", "FORWARD_NAMES = BACKWARD_NAMES = []\nrng_gate = None\nw0 = 0.0\n"),
+                ("end", "students_gates = {}\ntape_gate = lambda *a, **k: (a[1], a[1])\n"),
+            ],
+            score=0.0,
+            notes=["FORWARD_NAMES (defined by the instructor's cells)", "w0 (defined by the instructor's cells)"],
+        ),
+        Attack(
+            "record_the_hidden_inputs",
+            "reading",
+            "reference",
+            replace={
+                # records the inputs of the shapes only add_backward's hidden test uses (the given self-check
+                # cell calls it too, with inputs of its own that are no secret)
+                "add_backward_code": "SEEN = []\ndef add_backward(x, y, upstream):\n"
+                "    if np.shape(x) in ((3, 4), (2, 3, 4)):\n        SEEN.append(np.asarray(x).tolist())\n"
+                "    return upstream.copy(), upstream.copy()\n"
+            },
+            add=[("end", "print('RECORDED', SEEN)\n")],
+            output=["RECORDED []"],
+        ),
+        Attack(
+            "hidden_inputs_in_an_error_message",
+            "reading",
+            "reference",
+            replace={
+                "add_backward_code": """
+                def add_backward(x, y, upstream):
+                    x = np.asarray(x)
+                    if x.ndim == 1 or x.shape == (2, 2):  # the public and the given cells' shapes
+                        return upstream.copy(), upstream.copy()
+                    raise ValueError('HIDDEN-INPUTS ' + repr(x.tolist()))  # only add_backward's hidden test
+                """
+            },
+            score=FULL - 2,  # add_backward's hidden cases fail
+            output=["raised by your code during a hidden test"],
+            absent=["HIDDEN-INPUTS"],
+        ),
+        reading(
+            "host_paths_of_the_descriptors",
+            """
+            import os
+            def host_paths():
+                found = []
+                for fd in os.listdir('/proc/self/fd'):
+                    try:
+                        target = os.readlink(f'/proc/self/fd/{fd}')
+                    except OSError:
+                        continue
+                    if any(p in target for p in ('{COURSE}', 'sandbox.log', 'autograder', 'nbgrader')):
+                        found.append(target)
+                if not found:
+                    raise FileNotFoundError('no host path behind any descriptor')
+                return found
+            attempt('descriptors', host_paths)
+            """,
+        ),
+        # ---------------------------------------------------------------------------------- outputs
+        Attack("flood_with_the_caps_switched_off", "resources", "reference", add=[("end", FLOOD_WITH_CAPS_OFF)]),
+        Attack(
+            "raw_html_and_script",
+            "outputs",
+            "reference",
+            add=[("end", RAW_HTML)],
+            edit=_script_in_markdown,
+            output=["plain text stays"],
         ),
         # ---------------------------------------------------------------------------------- structural
         Attack("edit_the_tests_to_pass", "structural", "blank", edit=_edit_tests_to_pass, score=0.0),

@@ -10,6 +10,8 @@ host as they were.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import pathlib
 import secrets
 import socket
@@ -17,9 +19,10 @@ import threading
 import time
 
 import nbformat
+import numpy as np
 import pytest
 
-from autograder import cli, grading, sandbox
+from autograder import cli, grading, sandbox, wire
 from autograder.course import Course
 from tests import assignment_harness as harness
 from tests import attacks
@@ -97,7 +100,9 @@ def _student_text(nb) -> str:
 
 def test_the_corpus_is_broad():
     families = {a.family for a in ATTACKS}
-    assert families == {"reading", "writing", "network", "resources", "forging", "structural"}
+    assert families == {
+        "reading", "writing", "network", "resources", "forging", "structural", "wire", "namespace", "outputs",
+    }  # fmt: skip
     assert len({a.name for a in ATTACKS}) == len(ATTACKS) >= 25
 
 
@@ -127,6 +132,11 @@ def test_each_attack_gains_nothing_and_is_blocked(attacked, attack):
     for line in attack.output:
         assert line in text, f"{attack.name}: {line!r} not in its outputs"
     assert "LEAKED" not in text and "ESCAPED" not in text
+    outputs = json.dumps([cell.get("outputs", []) for cell in _autograded(course, attack.name).cells])
+    for word in attack.absent:
+        assert word not in outputs, f"{attack.name}: {word!r} reached its autograded notebook's outputs"
+    for note in attack.notes:
+        assert any(note in n for n in record.notes), f"{attack.name}: no note with {note!r} in {record.notes}"
 
 
 def test_nothing_was_written_outside_the_sandboxes(attacked):
@@ -161,6 +171,37 @@ def test_no_process_of_any_submission_is_left(attacked):
 def test_output_floods_are_cut_down(attacked):
     path = attacked["course"] / "autograded" / "flood_the_output" / A / f"{A}.ipynb"
     assert path.stat().st_size < 2_000_000  # it printed 50 MB
+    # the same with the runner's own caps switched off from inside: the grader cuts it (30 MB of print, 100
+    # made-up types of 150 KB each, 60 outputs of 100 KB)
+    path = attacked["course"] / "autograded" / "flood_with_the_caps_switched_off" / A / f"{A}.ipynb"
+    assert path.stat().st_size < 3_000_000
+    nb = _autograded(attacked["course"], "flood_with_the_caps_switched_off")
+    outputs = nb.cells[-1].outputs
+    assert len(outputs) <= 31
+    assert not [k for o in outputs for k in o.get("data", {}) if k.startswith("application/x-made-up")]
+    assert "over the limits" in _student_text(nb)
+
+
+def test_student_html_and_script_stay_inert(attacked):
+    course, token = attacked["course"], attacked["token"]
+    nb = _autograded(course, "raw_html_and_script")
+    kinds = {k for cell in nb.cells for o in cell.get("outputs", []) for k in o.get("data", {})}
+    assert kinds <= {"text/plain", "image/png", "image/jpeg"}, kinds
+    assert cli.main(["--course", str(course), "feedback", A, "--student", "raw_html_and_script"]) == 0
+    page = (course / "feedback" / "raw_html_and_script" / A / f"{A}.html").read_text()
+    assert "plain text stays" in page
+    assert f"<script>document.title = 'PWNED-{token}'" not in page
+    assert "onerror" not in page and f'"PWNED-{token}"</script>' not in page
+
+
+def test_the_grader_process_dropped_root(attacked):
+    if os.geteuid() != 0:
+        pytest.skip("the grader drops privileges only when run by root")
+    info = _autograded(attacked["course"], "honest").metadata["autograder"]
+    uid, base = int(info["privileges"].split()[-1]), sandbox.GRADER_UID_BASE
+    assert info["privileges"].startswith("dropped to uid") and base < uid < base + 300
+    records = grading.records(Course.open(attacked["course"]), A)
+    assert not [n for r in records.values() for n in r.notes if "kept root" in n]
 
 
 def test_stopped_code_is_explained_to_the_student_and_the_instructor(attacked):
@@ -195,3 +236,79 @@ def test_trusted_submissions_are_graded_without_isolation_and_say_so(tmp_path, m
     record = grading.records(Course.open(course), A)["honest"]
     assert record.score == attacks.FULL
     assert any("WITHOUT the sandbox" in note for note in record.notes)
+
+
+# ---------------------------------------------------------------------------------------- the wire, directly
+PROBE = """
+def probe(lent, leaky):
+    results = []
+    def attempt(label, action):
+        try:
+            results.append(f"ANSWERED {label}: {action()!r}")
+        except BaseException as err:
+            results.append(f"refused {label}: {type(err).__name__}")
+    channel, key = object.__getattribute__(lent, '_channel'), object.__getattribute__(lent, '_id')
+    attempt('call with data', lambda: lent([1.0, 2.0]).tolist())
+    for name in ('__globals__', '__class__', '__code__', '__closure__', '__self__', '__call__', 'real'):
+        attempt(f'getattr {name}', lambda name=name: channel.remote('getattr', key, name=name))
+    attempt('getitem', lambda: channel.remote('getitem', key, args=(0,)))
+    attempt('len', lambda: channel.remote('len', key))
+    for other in range(64):
+        if other != key:
+            attempt(f'call object {other}', lambda other=other: channel.remote('call', other, args=(1,)))
+    attempt('call with one of mine', lambda: lent(lambda: 1))
+    attempt('a result that is not data', lambda: leaky(1))
+    attempt('run_cell', lambda: channel.remote('run_cell', code='1'))
+    return results
+"""
+
+
+def test_a_lent_function_answers_only_calls_with_data(tmp_path):
+    """What the grader lends the student's code (a function a test passes) can be called with data and answers
+    data; nothing else of the grader's is reachable through it, and after ``revoke`` not even that."""
+
+    class Secret:
+        pass
+
+    with grading._slot() as slot:
+        box = sandbox.Sandbox(dict(os.environ), sandbox.Limits(), slot, log=str(tmp_path / "sandbox.log"))
+        try:
+            box.start(120)
+            probe = box.run_cell(PROBE, report=True, timeout=120, doing="the test")["defined"]["probe"]
+            results = probe(lambda v: np.asarray(v) * 2, lambda v: Secret())
+            answered = [r for r in results if r.startswith("ANSWERED")]
+            assert answered == ["ANSWERED call with data: [2.0, 4.0]"], results
+            assert len(results) == 1 + 7 + 2 + 63 + 3
+            assert "refused a result that is not data: RemoteError" in results
+            # a lent function the student's code keeps answers until the test cell ends (revoke), then never
+            code = "KEPT = []\ndef keep(f):\n    KEPT.append(f)\n\ndef call_kept():\n    return KEPT[0](3.0)\n"
+            defined = box.run_cell(code, report=True, timeout=60, doing="the test")["defined"]
+            defined["keep"](lambda v: v + 1)
+            assert defined["call_kept"]() == 4.0
+            box.channel.revoke()
+            with pytest.raises(wire.RemoteError, match="no object"):
+                defined["call_kept"]()
+        finally:
+            box.close()
+
+
+def test_malformed_replies_are_errors_not_crashes():
+    """Every JSON type as a message header, and oversized or undecodable ones, is a WireError that names it."""
+    import io
+    import struct
+
+    def frame(data: bytes, declared=None) -> io.BytesIO:
+        return io.BytesIO(struct.pack(">Q", len(data) if declared is None else declared) + data)
+
+    for data in (b"[1]", b'"x"', b"3", b"null", b"true", b"[" * 100_000 + b"]" * 100_000, b"{", b'{"blobs": 3}'):
+        with pytest.raises(wire.WireError):
+            wire.read_message(frame(data))
+    with pytest.raises(wire.WireError, match="at most"):
+        wire.read_message(frame(b"{}", declared=1 << 40))
+    with pytest.raises(wire.WireError, match="at most"):
+        wire.read_message(frame(json.dumps({"blobs": [1 << 40]}).encode()))
+    assert wire.read_message(frame(b'{"op": "ok"}')) == ({"op": "ok"}, [])
+    # sizes are honest: a list of 12 million ints is far more than 0 bytes of JSON
+    text, data = wire.rough_size(list(range(12_000_000)), 32 << 20, 512 << 20)
+    assert text > 32 << 20 and data == 0
+    assert wire.rough_size(np.zeros((1000, 1000)), 1 << 20, 1 << 30) == (0, 8_000_000)
