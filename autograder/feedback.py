@@ -23,6 +23,7 @@ import pathlib
 
 import jinja2
 import nbformat
+from nbconvert.filters.strings import clean_html
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.converters import GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
@@ -224,7 +225,16 @@ class _GenerateFeedback(GenerateFeedback):
     def convert_notebooks(self) -> None:
         self.exporter.extra_loaders = [jinja2.DictLoader({TEMPLATE_FILE: TEMPLATE})]
         self.exporter.template_file = TEMPLATE_FILE
-        self.exporter.sanitize_html = True  # the students' Markdown and HTML are cleaned (bleach), never run
+        # The students' Markdown and HTML are cleaned (bleach), never run: nbconvert's own switch covers its
+        # templates, and nbgrader's feedback template renders Markdown cells itself, through this filter.
+        self.exporter.sanitize_html = True
+        render = self.exporter.markdown2html
+
+        @jinja2.pass_context
+        def markdown2html(context, source):
+            return clean_html(render(context, source))
+
+        self.exporter.filters = {**self.exporter.filters, "markdown2html": markdown2html}
         super().convert_notebooks()
 
 

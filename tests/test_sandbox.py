@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import secrets
+import shutil
 import socket
 import threading
 import time
@@ -191,7 +192,8 @@ def test_student_html_and_script_stay_inert(attacked):
     page = (course / "feedback" / "raw_html_and_script" / A / f"{A}.html").read_text()
     assert "plain text stays" in page
     assert f"<script>document.title = 'PWNED-{token}'" not in page
-    assert "onerror" not in page and f'"PWNED-{token}"</script>' not in page
+    assert "<img src=x onerror" not in page and '<img src="x" onerror' not in page
+    assert f'"PWNED-{token}"</script>' not in page  # the SVG's
 
 
 def test_the_grader_process_dropped_root(attacked):
@@ -312,3 +314,29 @@ def test_malformed_replies_are_errors_not_crashes():
     text, data = wire.rough_size(list(range(12_000_000)), 32 << 20, 512 << 20)
     assert text > 32 << 20 and data == 0
     assert wire.rough_size(np.zeros((1000, 1000)), 1 << 20, 1 << 30) == (0, 8_000_000)
+
+
+def test_a_name_the_tests_define_stays_the_tests(tmp_path):
+    """a4's graded run sets ``graded_accuracy`` in a test cell, and the accuracy tiers read it: a student cell
+    after it that sets its own (stock nbgrader: all ten tier points for a blank notebook) is refused, and the
+    record says so."""
+    a4 = "a4_keras_cnn"
+    release = harness.read(harness.release_path(a4))
+    forged = nbformat.from_dict(json.loads(nbformat.writes(release)))
+    after = next(
+        i
+        for i, c in enumerate(forged.cells)
+        if harness.nbgrader_meta(c).get("grade_id") == "graded_training_within_budget"
+    )
+    forged.cells.insert(after + 1, nbformat.v4.new_code_cell("graded_accuracy = 0.999\nTHRESHOLDS = {}\n"))
+    course = tmp_path / "course"
+    (course / "source").mkdir(parents=True)
+    (course / "nbgrader_config.py").write_text((harness.ROOT / "nbgrader_config.py").read_text())
+    shutil.copytree(harness.ROOT / "source" / a4, course / "source" / a4)
+    for student, nb in (("blank", release), ("forged", forged)):
+        (course / "submitted" / student / a4).mkdir(parents=True)
+        nbformat.write(nb, course / "submitted" / student / a4 / f"{a4}.ipynb")
+    assert cli.main(["--course", str(course), "grade", a4, "--standin", "--no-canary", "--workers", "2"]) == 0
+    records = grading.records(Course.open(course), a4)
+    assert records["blank"].score == records["forged"].score == 0.0
+    assert any("graded_accuracy (defined by the instructor's cells)" in n for n in records["forged"].notes)
