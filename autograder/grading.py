@@ -49,7 +49,7 @@ from . import submission as submissions
 from . import warm
 from .course import Course, CourseError
 from .processes import die_with_parent, kill_tree
-from .sandbox import grader_scratch, private_view
+from .sandbox import private_view
 
 CANARY = "instructor-solution"
 GRADED, FAILED = "graded", "failed"
@@ -597,12 +597,9 @@ def grade_job(job: Job) -> Outcome:
         result.seconds = time.monotonic() - start
         return outcome
 
-    scratch = job.scratch
-    if os.geteuid() == 0 and template.isolate:  # the grader's process will drop root: a folder it can reach
-        scratch = str(grader_scratch())
-    if scratch:
-        pathlib.Path(scratch).mkdir(parents=True, exist_ok=True)
-    work = pathlib.Path(tempfile.mkdtemp(prefix=f"{job.student}-", dir=scratch))
+    if job.scratch:
+        pathlib.Path(job.scratch).mkdir(parents=True, exist_ok=True)
+    work = pathlib.Path(tempfile.mkdtemp(prefix=f"{job.student}-", dir=job.scratch))
     try:
         with _slot() as slot:
             _grade_in(job, nb, work, slot, outcome)

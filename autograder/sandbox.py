@@ -19,7 +19,6 @@ import os
 import pathlib
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -270,8 +269,10 @@ def grader_uid(slot: int) -> int:
 
 
 def _needed_paths() -> list[pathlib.Path]:
-    """What the grader's test process reads after it drops root: its Python, the packages and the datasets."""
+    """What the grader's test process reads after it drops root: its Python, the packages, the datasets, and the
+    scratch course it grades in (its working directory)."""
     paths = [pathlib.Path(sys.prefix).resolve(), pathlib.Path(sys.base_prefix).resolve(), HERE.parent]
+    paths.append(pathlib.Path.cwd().resolve())
     spec = importlib.util.find_spec("cnnbook")
     if spec is not None and spec.origin:
         paths.append(pathlib.Path(spec.origin).resolve().parent)
@@ -287,9 +288,10 @@ def _needed_paths() -> list[pathlib.Path]:
 def private_view() -> str | None:
     """Give this process (root, single-threaded: a grading process right after it was forked or before it execs)
     a mount namespace of its own in which every folder that stands between it and what it needs after dropping
-    root (:func:`_needed_paths`; typically ``/root`` above a pyenv Python) is replaced by an empty tmpfs holding
-    only those paths, bound in. Nothing changes outside the process; the rest of such a folder is out of reach.
-    Returns None, or why it could not (then the process keeps root, and the record says so)."""
+    root (:func:`_needed_paths`; typically ``/root`` above a pyenv Python, or a private temporary folder above the
+    scratch course) is replaced by an empty tmpfs holding only those paths, bound in. Nothing changes outside the
+    process; the rest of such a folder is out of reach. Returns None, or why it could not (then the process keeps
+    root, and the record says so)."""
     import ctypes
 
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
@@ -332,8 +334,9 @@ def private_view() -> str | None:
 def drop_problem() -> str | None:
     """Why the grader's test process cannot run as an unprivileged user here (None when it can): it must still
     read its Python environment and the course helpers once it has dropped."""
+    here = pathlib.Path.cwd().resolve()  # the scratch course: given to the grader's user by prepare_for_drop
     for path in _needed_paths():
-        for part in [*reversed(path.parents), path]:
+        for part in [*reversed(path.parents), *([path] if path != here else [])]:
             mode = part.stat().st_mode
             if not mode & 0o001:
                 return f"{part} cannot be entered by other users (chmod o+x it, or grade as a non-root user)"
@@ -359,22 +362,6 @@ def _capabilities() -> int:
         if line.startswith("CapEff:"):
             return int(line.split()[1], 16)
     return 0
-
-
-def grader_scratch() -> pathlib.Path:
-    """Where root grades: a folder of root's in the system's temporary folder that others may pass through but not
-    list (0711), so the grader's dropped process reaches its own scratch course (0700, its own) and nothing else,
-    whatever the modes of the course directory above."""
-    import tempfile
-
-    folder = pathlib.Path(tempfile.gettempdir()) / "autograder-grading"
-    with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=0o711)
-    info = os.lstat(folder)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
-        raise OSError(f"{folder} is not a folder of root's: remove it and grade again")
-    os.chmod(folder, 0o711)
-    return folder
 
 
 def prepare_for_drop(folder: pathlib.Path, slot: int) -> None:

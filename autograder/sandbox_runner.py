@@ -4,8 +4,10 @@ Started by ``autograder.sandbox`` as ``python sandbox_runner.py``, with the wire
 (named in ``AUTOGRADER_FDS``: requests in, replies out), this file and ``wire.py`` bound read-only beside it, and
 nothing of the course in reach. It applies its resource limits before anything else, then answers requests:
 
-* ``run_cell``: run a cell's code in an IPython shell, capture its outputs, and report the names it (re)defined,
-  by value (data) or by reference (functions and other objects);
+* ``run_cell``: run a cell's code in an IPython shell, capture its outputs, and report the names it (re)defined
+  or removed (names only);
+* ``values``: the current values of the names the grader accepted, by value (data) or by reference (functions and
+  other objects, and what is too large);
 * ``call`` / ``getattr`` / ``getitem`` / ``len`` on a reference: what the grader's tests do with the student's
   functions; the result travels back by value;
 * ``seed``: seed Python, NumPy and Keras (the tests' ``keras.utils.set_random_seed`` reaches the student's
@@ -90,7 +92,7 @@ class Runner:
         self.shell = InteractiveShell.instance()
         self.errors: list[dict] = []
         self.shell._showtraceback = self._record_error  # errors become nbformat error outputs, not printed text
-        channel.extra_ops.update(run_cell=self.run_cell, seed=self.seed, assign=self.assign)
+        channel.extra_ops.update(run_cell=self.run_cell, values=self.values, seed=self.seed, assign=self.assign)
 
     def _record_error(self, etype, evalue, stb):
         self.errors.append(
@@ -138,20 +140,28 @@ class Runner:
             outputs.append({"output_type": "error", "ename": type(err).__name__, "evalue": _text(err, 2000),
                             "traceback": []})  # fmt: skip
         reply = {"outputs": outputs, "error": failed}
-        if header.get("report"):
+        if header.get("report"):  # the names only: the grader asks for the values it accepts (``values``)
             after = self._snapshot()
-            defined = {}
-            budget = wire.Budget(BY_VALUE_BLOBS, BY_VALUE_JSON)  # the rest travels as references
-            for name, ident in after.items():
-                if name in SKIP or before.get(name) == ident:
-                    continue
-                value = self.shell.user_ns[name]
-                if isinstance(value, types.ModuleType):
-                    continue
-                defined[name] = wire.ValueOrReference(value, budget)
-            reply["defined"] = defined
+            reply["defined"] = [
+                name
+                for name, ident in after.items()
+                if name not in SKIP
+                and before.get(name) != ident
+                and not isinstance(self.shell.user_ns[name], types.ModuleType)
+            ]
             reply["removed"] = [name for name in before if name not in after]
         return reply
+
+    def values(self, header, args, kwargs):
+        """The current values of the names the grader asks for: data by value, the rest (functions, objects too
+        large for the reply's budget) as references."""
+        budget = wire.Budget(BY_VALUE_BLOBS, BY_VALUE_JSON)
+        names = args[0] if args and isinstance(args[0], list) else []
+        return {
+            name: wire.ValueOrReference(self.shell.user_ns[name], budget)
+            for name in names
+            if isinstance(name, str) and name in self.shell.user_ns
+        }
 
     def assign(self, header, args, kwargs):
         """Rebind names of the student's namespace: a test that puts a reference function in place of one of the

@@ -168,55 +168,117 @@ class SandboxedExecute(NbGraderPreprocessor):
         limits = Limits.from_settings(self.limits)
         self._limits = limits
         self._notebook_bytes = 0
-        log = os.path.join(os.getcwd(), "sandbox.log")
-        sandbox = Sandbox(dict(os.environ), limits, self.slot, log=log)
         namespace = {"__name__": "__main__", "__builtins__": builtins}
-        self._sandbox = sandbox
         self._namespace = namespace
         self._synced: dict[str, object] = {}  # the student's names as last seen on both sides
         notes: dict = {}
-        _CURRENT[0] = sandbox
-        try:
-            sandbox.start(self.startup_timeout)
-            sandbox.channel.before_call = self._push_rebinds
-        except (SandboxStopped, OSError) as err:
-            self.log.error("the sandbox did not start: %s", err)
-            sandbox.stopped = sandbox.stopped or f"The sandbox did not start: {err}"
         course_id = self.config.get("CourseDirectory", {}).get("course_id") or "default_course"
         known = instructor_cells(resources, course_id)
-        if os.geteuid() == 0 and self.drop_privileges:
-            notes["privileges"] = self._drop()
         owned = set().union(*(bound_names(source) for _, source in known.values()))
         hidden = self.config.get("ClearHiddenTests", {})
         begin = hidden.get("begin_test_delimeter", "BEGIN HIDDEN TESTS")
         end = hidden.get("end_test_delimeter", "END HIDDEN TESTS")
         cells = [(i, c, cell_kind(c, known)) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-        student: dict[str, object] = {}
+        for index, cell, _ in cells:
+            cell.outputs = []
+            cell.execution_count = index + 1
+        sandbox = self._start()
         try:
-            for index, cell, kind in cells:  # 1. the student's side, to the end
-                cell.outputs = []
-                cell.execution_count = index + 1
-                if kind in (STUDENT, GIVEN):
-                    self._run_student(cell, kind, student, f"cell {index + 1}")
-            refused = {}
-            for name, value in student.items():
-                why = refusal(name, owned)
-                if why is None:
-                    namespace[name] = value
-                    self._synced[name] = value
-                else:
-                    refused[str(name)[:80]] = why
+            # 1. the student's side, to the end. Only plain data is read here (outputs and names): the grader may
+            # still be root, and what the student's process sends as values is read after the drop.
+            names, died_at = self._student_pass(sandbox, cells, record=True)
+            stop = None
+            if died_at is not None:  # a cell killed the process: a fresh one replays the cells before it
+                stop = sandbox.why_stopped(f"cell {died_at + 1}")
+                for index, cell, kind in cells:
+                    if index > died_at and kind in (STUDENT, GIVEN):
+                        cell.outputs.append(_stopped(stop))
+                sandbox.close()
+                sandbox = self._start()
+                names, _ = self._student_pass(sandbox, [c for c in cells if c[0] < died_at], record=False)
+                notes["replayed"] = f"cell {died_at + 1} stopped the sandbox: the cells before it ran again"
+            if os.geteuid() == 0 and self.drop_privileges:
+                notes["privileges"] = self._drop()
+            if sandbox.channel is not None:
+                sandbox.channel.codec.plain = False
+            refused = {str(n)[:80]: why for n in names if (why := refusal(n, owned)) is not None}
             if refused:
                 notes["refused_names"] = refused
+            accepted = [n for n in names if n not in refused]
+            values = self._values(sandbox, accepted) if accepted else {}
+            for name, value in values.items():
+                if name in accepted:
+                    namespace[name] = value
+                    self._synced[name] = value
             for index, cell, kind in cells:  # 2. the grader's side: given cells again, and the tests
-                if kind in (GIVEN, TEST):
-                    lines = hidden_lines(cell.source, begin, end) if kind == TEST else set()
-                    self._run_grader(cell, kind, namespace, f"cell {index + 1}", lines)
+                if kind not in (GIVEN, TEST):
+                    continue
+                if died_at is not None and index > died_at:  # after the cell that killed it: as if it stayed dead
+                    if kind == TEST:
+                        cell.outputs.append(_stopped(stop))
+                    continue
+                lines = hidden_lines(cell.source, begin, end) if kind == TEST else set()
+                self._run_grader(cell, kind, namespace, f"cell {index + 1}", lines)
         finally:
             _CURRENT[0] = None
             sandbox.close()
         nb.metadata["autograder"] = notes
         return nb, resources
+
+    def _start(self) -> Sandbox:
+        log = os.path.join(os.getcwd(), "sandbox.log")
+        sandbox = Sandbox(dict(os.environ), self._limits, self.slot, log=log)
+        self._sandbox = sandbox
+        _CURRENT[0] = sandbox
+        try:
+            sandbox.start(self.startup_timeout)
+            sandbox.channel.codec.plain = True
+            sandbox.channel.before_call = self._push_rebinds
+        except (SandboxStopped, OSError) as err:
+            self.log.error("the sandbox did not start: %s", err)
+            sandbox.stopped = sandbox.stopped or f"The sandbox did not start: {err}"
+        return sandbox
+
+    def _student_pass(self, sandbox, cells, record: bool) -> tuple[list[str], int | None]:
+        """Run the student and given cells in order; the names the student's cells leave defined, and the index of
+        the cell during which the process died (None if it lived). ``record``: keep the cells' outputs."""
+        names: dict[str, None] = {}
+        for index, cell, kind in cells:
+            if kind not in (STUDENT, GIVEN):
+                continue
+            alive = sandbox.stopped is None and sandbox.alive()
+            outputs, defined, removed = self._run_student(cell, kind, f"cell {index + 1}")
+            if record:
+                cell.outputs.extend(outputs)
+            for name in defined:
+                names[name] = None
+            for name in removed:
+                names.pop(name, None)
+            if alive and (sandbox.stopped is not None or not sandbox.alive()):
+                return list(names), index
+        return list(names), None
+
+    def _values(self, sandbox, names: list[str]) -> dict:
+        """The values of the accepted names, in one request; if one of them cannot be rebuilt here (a model with
+        a custom layer class), name by name, so that only that name goes without its value."""
+        doing = "reading the student's answers"
+        try:
+            values = sandbox.request("values", doing, args=(names,))
+            return values if isinstance(values, dict) else {}
+        except SandboxStopped:
+            return {}
+        except Exception:  # noqa: BLE001
+            pass
+        values = {}
+        for name in names:
+            try:
+                got = sandbox.request("values", doing, args=([name],))
+                values.update(got if isinstance(got, dict) else {})
+            except SandboxStopped:
+                break
+            except Exception as err:  # noqa: BLE001
+                self.log.warning("the student's %s could not be read: %s", name, err)
+        return values
 
     def _drop(self) -> str:
         problem = drop_problem()
@@ -228,28 +290,21 @@ class SandboxedExecute(NbGraderPreprocessor):
         return f"dropped to uid {os.getuid()}"
 
     # --------------------------------------------------------------------------------------- student side
-    def _run_student(self, cell, kind, student: dict, where) -> None:
+    def _run_student(self, cell, kind, where) -> tuple[list, list[str], list[str]]:
+        """Run one cell in the sandbox: its outputs (checked) and the names it defined and removed."""
         sandbox = self._sandbox
         try:
             reply = sandbox.run_cell(cell.source, report=kind == STUDENT, timeout=self.timeout, doing=where)
         except SandboxStopped as err:
-            cell.outputs.append(new_output("error", ename="SandboxStopped", evalue=str(err), traceback=[str(err)]))
-            return
+            return [_stopped(str(err))], [], []
         except Exception as err:  # noqa: BLE001 (the runner itself failed to answer: a reply it could not encode)
-            cell.outputs.append(error_output(err, where))
-            return
+            return [error_output(err, where)], [], []
         if not _runner_reply(reply):
             sandbox.fail(where, f"it answered a cell with a {type(reply).__name__}, not the runner's reply")
-            message = sandbox.why_stopped(where)
-            cell.outputs.append(new_output("error", ename="SandboxStopped", evalue=message, traceback=[message]))
-            return
-        cell.outputs.extend(self._checked_outputs(reply.get("outputs", [])))
-        if kind == STUDENT:
-            for name, value in reply.get("defined", {}).items():
-                student[name] = value
-            for name in reply.get("removed", []):
-                if isinstance(name, str):
-                    student.pop(name, None)
+            return [_stopped(sandbox.why_stopped(where))], [], []
+        defined = [n for n in reply.get("defined", []) if isinstance(n, str)] if kind == STUDENT else []
+        removed = [n for n in reply.get("removed", []) if isinstance(n, str)] if kind == STUDENT else []
+        return self._checked_outputs(reply.get("outputs", [])), defined, removed
 
     def _checked_outputs(self, outputs: list) -> list:
         """The outputs the student's process reported, rebuilt from their plain fields and cut to the limits:
@@ -325,12 +380,16 @@ class SandboxedExecute(NbGraderPreprocessor):
                 cell.outputs.append(error_output(failure, where, hidden))
 
 
+def _stopped(message: str) -> dict:
+    return new_output("error", ename="SandboxStopped", evalue=message, traceback=[message])
+
+
 def _runner_reply(reply) -> bool:
     """Whether a run_cell reply has the runner's shape: {"outputs": [...], "defined": {...}, "removed": [...]}."""
     return (
         isinstance(reply, dict)
         and isinstance(reply.get("outputs", []), list)
-        and isinstance(reply.get("defined", {}), dict)
+        and isinstance(reply.get("defined", []), list)
         and isinstance(reply.get("removed", []), list)
     )
 

@@ -130,6 +130,9 @@ def flatten_layers(layer) -> list:
     return list(layer._flatten_layers(include_self=True, recursive=True))
 
 
+PLAIN_TAGS = ("int", "float", "complex", "tuple", "list", "set", "frozenset", "dict")
+
+
 class Codec:
     """Encodes values for one side of a connection and decodes what the other side sent.
 
@@ -142,6 +145,7 @@ class Codec:
         self.allow_references = allow_references
         # the grader's side: it lends the other side nothing but functions a test passes (to be called with data)
         self.lend_callables_only = lend_callables_only
+        self.plain = False  # True: decode plain JSON data only (no arrays, Keras objects or references)
         self._next = 1
 
     # -------------------------------------------------------------------------------------- encoding
@@ -312,6 +316,8 @@ class Codec:
         if not isinstance(node, dict):
             raise WireError(f"a malformed value ({type(node).__name__})")
         tag = node.get("t")
+        if self.plain and tag not in PLAIN_TAGS:
+            raise WireError(f"a value of kind {str(tag)[:40]!r} where only plain data is expected")
         if tag == "int":
             return int(node["v"])
         if tag == "float":

@@ -171,9 +171,9 @@ def _malformed(kind: str, frame: bytes | None) -> Attack:
         "wire",
         "reference",
         add=[("end", RAW_WIRE + send + "\n")],
-        # the sandbox is stopped at the last student cell: the by-value answers keep their points, every test that
-        # calls a function of the student's fails with the reason
-        score=BEFORE_ADD,
+        # the sandbox is stopped at the last cell, after every test: a fresh one runs the cells before it again, so
+        # the answers keep the points they earn honestly, and the record says why the sandbox stopped
+        score=FULL,
         output=["sent a malformed or oversized message"],
         notes=["sent a malformed or oversized message"],
     )

@@ -7,7 +7,10 @@ execute them in a fresh namespace and call what they define.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TAG = "lecture-code"
@@ -32,3 +35,20 @@ def load_namespace(notebook: str | pathlib.Path, tag: str = TAG) -> dict:
     for source in tagged_sources(notebook, tag):
         exec(compile(source, str(notebook), "exec"), namespace)
     return namespace
+
+
+def run_isolated(code: str, timeout: float = 300) -> list[str]:
+    """Run ``code`` in a Python of its own (Matplotlib without a screen) and return the lines it printed. A crash
+    in a native library there (TensorFlow's oneDNN dies with SIGFPE on some CPUs) fails the calling test with the
+    exit status, instead of taking the test run down."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=dict(os.environ, MPLBACKEND="Agg"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"exit status {result.returncode} (-8: SIGFPE)\n{result.stderr[-3000:]}"
+    return result.stdout.splitlines()

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.nbcode import load_namespace
+from tests.nbcode import load_namespace, run_isolated
 
 NOTEBOOK = "notebooks/02_convolution.ipynb"
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -275,21 +273,12 @@ print("tensorflow imported:", "tensorflow" in sys.modules)
 
 def test_explorer_empty_output_in_subprocess():
     """A kernel larger than the padded input: an empty output from NumPy, figures that say so, no TensorFlow."""
-    result = subprocess.run(
-        [sys.executable, "-c", EMPTY_CONVOLUTION],
-        cwd=ROOT,
-        env=dict(os.environ, MPLBACKEND="Agg"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, f"exit status {result.returncode} (-8: SIGFPE)\n{result.stderr[-3000:]}"
-    assert result.stdout.splitlines() == [
+    lines = run_isolated(EMPTY_CONVOLUTION)
+    assert lines == [
         "(1, 0, 0, 1) (0, 0, 1) (3, 3, 1) 0 0 0 True",
         "(1, 0, 0, 3) (0, 0, 3) (3, 3, 2) 0 0 0 True",
         "(1, 0, 0, 2) (0, 0, 2) (5, 5, 1) 0 0 0 True",
         "(1, 0, 0, 1) (0, 0, 1) (2, 2, 1) 0 0 0 True",
         "static axes 4 live VBox",
         "tensorflow imported: False",
-    ], result.stdout
+    ], lines

@@ -3,10 +3,7 @@ the pooling explorer builds and draws."""
 
 from __future__ import annotations
 
-import os
 import pathlib
-import subprocess
-import sys
 
 import ipywidgets
 import keras
@@ -16,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.nbcode import load_namespace
+from tests.nbcode import load_namespace, run_isolated
 
 NOTEBOOK = "notebooks/03_pooling.ipynb"
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -210,22 +207,13 @@ print("tensorflow imported:", "tensorflow" in sys.modules)
 
 def test_explorer_empty_output_in_subprocess():
     """A window larger than the input: empty outputs from NumPy, a figure that says so, TensorFlow not called."""
-    result = subprocess.run(
-        [sys.executable, "-c", EMPTY_POOLING],
-        cwd=ROOT,
-        env=dict(os.environ, MPLBACKEND="Agg"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, f"exit status {result.returncode} (-8: SIGFPE)\n{result.stderr[-3000:]}"
+    lines = run_isolated(EMPTY_POOLING)
     expected = [
         f"{kind} {shape} {out} float32 {out + (2,)} False"
         for kind in ("max", "average")
         for shape, out in [((2, 2), (0, 0)), ((2, 5), (0, 3)), ((5, 2), (1, 0)), ((3, 3), (0, 0))]
     ]
-    assert result.stdout.splitlines() == [*expected, "tensorflow imported: False"], result.stdout
+    assert lines == [*expected, "tensorflow imported: False"], lines
 
 
 def test_explorer_windows_are_tensorflows(lecture):
