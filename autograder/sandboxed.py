@@ -5,10 +5,13 @@ twice:
 
 1. **The student's side, first and to the end.** Every *student cell* (a solution cell, or any cell the student
    added) and every *given cell* (read-only instructor code: imports, data, helpers; nbgrader has restored its
-   source) runs in the sandboxed process, in notebook order. The names student cells define come back: data by
-   value, functions and other objects as references (:class:`autograder.wire.Proxy`). No student cell runs after
-   this pass, so nothing the student's code saw during the tests (a hidden test's inputs) can be printed into the
-   notebook by a later cell.
+   source) runs in the sandboxed process, in notebook order; each reports its outputs and the *names* it defined
+   (plain JSON only: the grader may still be root here). No student cell runs after this pass, so nothing the
+   student's code saw during the tests (a hidden test's inputs) can be printed into the notebook by a later cell.
+   If a cell kills the process, a fresh sandbox runs the cells before it again, and the tests after that cell
+   fail with the reason, as they would have in a notebook run from top to bottom.
+   Then the grader drops root (see below) and asks for the values of the names it accepts: data by value,
+   functions and other objects as references (:class:`autograder.wire.Proxy`).
 2. **The grader's side.** Given cells run again and *test cells* (nbgrader's autograder tests, hidden ones
    included) run, in order, in the grader's own Python, NumPy and Keras. Calling a student function sends the
    arguments to the sandbox and brings the result back as plain data, so every comparison, every ``assert`` and
