@@ -276,7 +276,8 @@ def test_a_lent_function_answers_only_calls_with_data(tmp_path):
         box = sandbox.Sandbox(dict(os.environ), sandbox.Limits(), slot, log=str(tmp_path / "sandbox.log"))
         try:
             box.start(120)
-            probe = box.run_cell(PROBE, report=True, timeout=120, doing="the test")["defined"]["probe"]
+            assert box.run_cell(PROBE, report=True, timeout=120, doing="the test")["defined"] == ["probe"]
+            probe = box.request("values", "the test", args=(["probe"],))["probe"]
             results = probe(lambda v: np.asarray(v) * 2, lambda v: Secret())
             answered = [r for r in results if r.startswith("ANSWERED")]
             assert answered == ["ANSWERED call with data: [2.0, 4.0]"], results
@@ -284,7 +285,8 @@ def test_a_lent_function_answers_only_calls_with_data(tmp_path):
             assert "refused a result that is not data: RemoteError" in results
             # a lent function the student's code keeps answers until the test cell ends (revoke), then never
             code = "KEPT = []\ndef keep(f):\n    KEPT.append(f)\n\ndef call_kept():\n    return KEPT[0](3.0)\n"
-            defined = box.run_cell(code, report=True, timeout=60, doing="the test")["defined"]
+            box.run_cell(code, report=True, timeout=60, doing="the test")
+            defined = box.request("values", "the test", args=(["keep", "call_kept"],))
             defined["keep"](lambda v: v + 1)
             assert defined["call_kept"]() == 4.0
             box.channel.revoke()
