@@ -366,7 +366,7 @@ class Codec:
             return dataset
         if tag == "ref":
             return self.make_proxy(
-                int(node["id"]), str(node.get("kind")), str(node.get("type")), str(node["repr"])
+                int(node["id"]), str(node.get("kind"))[:20], str(node.get("type"))[:100], str(node["repr"])[:200]
             )
         if tag == "yours":
             key = int(node["id"])
