@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/book.py [--profile smoke|cpu|gpu|auto] [--edit not
 
 Copies the working tree (the files git tracks or would track: ``git ls-files --cached --others
 --exclude-standard``, as they are on disk now, so uncommitted changes are included) into a temporary folder, so
-the developer's own ``_build`` and execution cache stay as they are, and runs ``python -m cnnbook.book build
+the developer's own ``_build`` and execution cache stay as they are, and runs ``python -m tools.book build
 --profile P`` there three times:
 
 1. cold: no ``_build``, so no execution cache either (every notebook is executed), and an empty course cache
@@ -86,7 +86,7 @@ def cache_records(course: pathlib.Path) -> dict:
 
 def build(course: pathlib.Path, profile: str, env: dict, log: pathlib.Path) -> dict:
     before = cache_records(course)
-    command = [sys.executable, "-m", "cnnbook.book", "build", "--profile", profile]
+    command = [sys.executable, "-m", "tools.book", "build", "--profile", profile]
     start = time.perf_counter()
     with log.open("w", encoding="utf-8") as out:
         status = subprocess.run(command, cwd=course, env=env, stdout=out, stderr=subprocess.STDOUT).returncode

@@ -5,9 +5,9 @@ stand-ins) and :mod:`cnnbook.viz` for plots. This package teaches and plots; it 
 students write in the graded assignments.
 """
 
-from .runtime import _prepare_environment
+from .runtime import prepare_environment
 
-_prepare_environment()  # before anything imports TensorFlow: Keras backend, quiet C++ logs
+prepare_environment()  # before anything imports TensorFlow: Keras backend, quiet C++ logs
 
 from . import data, profiles, training, viz  # noqa: E402
 from .notice import announce  # noqa: E402

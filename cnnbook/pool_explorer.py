@@ -158,7 +158,7 @@ def draw_step(x, kind: str = "max", window: int = 2, stride: int = 2, padding: s
     return fig
 
 
-def draw_pooling_static():
+def draw_static():
     """The lecture's 4x4 example: the four 2x2 windows (stride 2) in colour, and the max and average outputs."""
     import matplotlib.pyplot as plt
 
@@ -192,7 +192,7 @@ def _input_for(choice: str, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 10, (size, size)).astype(np.float32)
 
 
-def build_pooling_explorer():
+def build_live():
     """The live explorer: controls for pooling type, window, stride, padding and input, plus a step-through."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
@@ -243,9 +243,4 @@ def build_pooling_explorer():
 
 def explore_pooling():
     """Show the pooling explorer (live in Jupyter/Colab, the static 4x4 figure on the published site)."""
-    return show(build_pooling_explorer, draw_pooling_static,
-                caption="The lecture's 4x4 example with 2x2 windows and stride 2.")  # fmt: skip
-
-
-build_live = build_pooling_explorer  # the names the other explorers use
-draw_static = draw_pooling_static
+    return show(build_live, draw_static, caption="The lecture's 4x4 example with 2x2 windows and stride 2.")

@@ -16,7 +16,7 @@ from . import profiles
 DEFAULT_SEED = 42
 
 
-def _prepare_environment() -> None:
+def prepare_environment() -> None:
     """Environment that must be set before TensorFlow or Keras is first imported."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     # TensorFlow's C++ start-up and graph-rewrite log lines are noise on a page; real failures still raise.

@@ -5,6 +5,11 @@ a Matplotlib figure of one representative setting. :func:`show` displays the liv
 drive it, and the static figure when the notebook is being executed for the site (``CNNBOOK_STATIC_WIDGETS=1``,
 set by ``make book``), where no kernel stays behind the page. In that mode the live UI is still built, so a
 broken explorer fails the build instead of failing a student in Colab.
+
+The explorer modules (``conv_explorer``, ``pool_explorer``, ``augment_explorer``) name their entry points alike:
+``build_live(...)`` returns the widget, ``draw_static(...)`` returns the site's figure, and
+``explore_<topic>(...)`` (what a notebook calls) shows one of them through :func:`show`. An explorer of given
+data (the images of ``augment_explorer``) takes them as the first argument of all three.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Course tooling: build the book, keep every notebook's standard cell in step with ``_config.yml``.
 
-``python -m cnnbook.book build`` builds the site with Jupyter Book 1 (``make book`` calls it);
-``python -m cnnbook.book set-repository URL`` moves the course to another repository address.
+Run from the repository root: ``python -m tools.book build`` builds the site with Jupyter Book 1 (``make book``
+calls it); ``python -m tools.book set-repository URL`` moves the course to another repository address;
+``python -m tools.book first-cell`` writes the standard first cell into every lecture and assignment source after
+:data:`FIRST_CELL` changed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import shutil
 import subprocess
 import sys
 
-from . import profiles
+from cnnbook import profiles
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "_config.yml"
@@ -25,17 +27,17 @@ CACHE = BUILD / ".jupyter_cache"
 STAMP = BUILD / ".execution-stamp.json"
 
 FIRST_CELL = """\
-# Standard first cell. On Colab: install the course helpers (Colab's own TensorFlow is kept).
+# Standard first cell. On Colab: install the course helpers, the package cnnbook alone (it has its own
+# pyproject.toml in the repository's cnnbook/ folder, hence #subdirectory). It requires nothing Colab lacks,
+# so Colab's own TensorFlow, NumPy and ipywidgets are kept as they are.
 # Everywhere: seed everything, report versions and device, and pick the training profile.
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "cnnbook @ git+{repository}"],
-        check=True,
-    )
+    helpers = "cnnbook @ git+{repository}#subdirectory=cnnbook"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", helpers], check=True)
 
 import cnnbook
 
@@ -73,6 +75,24 @@ def _cell_source(cell) -> str:
     return "".join(source) if isinstance(source, list) else source
 
 
+def write_first_cells(root: pathlib.Path = ROOT, repository: str | None = None) -> list[pathlib.Path]:
+    """Make the first code cell of every lecture and assignment source the standard cell (with ``repository``,
+    by default the URL of ``root``'s ``_config.yml``); return the notebooks changed.
+
+    The student versions in ``release/`` are generated: run ``make release`` afterwards.
+    """
+    standard = first_cell_source(repository or repository_url(root / "_config.yml"))
+    changed = []
+    for path in lecture_notebooks(root) + assignment_sources(root):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        cell = first_code_cell(nb)
+        if _cell_source(cell) != standard:
+            cell["source"] = standard.splitlines(keepends=True)
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
 def set_repository(url: str, root: pathlib.Path = ROOT) -> list[pathlib.Path]:
     """Set the repository URL in ``_config.yml`` and in the first cell of every lecture and assignment source.
 
@@ -84,20 +104,12 @@ def set_repository(url: str, root: pathlib.Path = ROOT) -> list[pathlib.Path]:
     old = repository_url(config)
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace(f"url: {old}", f"url: {url}", 1), encoding="utf-8")
-    changed = [config]
-    for path in lecture_notebooks(root) + assignment_sources(root):
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        cell = first_code_cell(nb)
-        source = _cell_source(cell)
-        if old in source:
-            cell["source"] = source.replace(old, url)
-            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-            changed.append(path)
-    return changed
+    return [config, *write_first_cells(root, url)]
 
 
 def _fingerprint(profile: profiles.Profile) -> dict:
-    """What the cached outputs depend on besides the notebooks' own code: the profile and the helpers."""
+    """What the cached outputs depend on besides the notebooks' own code: the profile, the helper library the
+    notebooks import (``cnnbook/*.py``; this tooling is outside it) and the local requirements."""
     digest = hashlib.sha256()
     for path in sorted((ROOT / "cnnbook").glob("*.py")) + [ROOT / "requirements.txt"]:
         digest.update(path.read_bytes())
@@ -140,16 +152,18 @@ def build(profile_name: str | None = None, extra_args: list[str] | None = None) 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnnbook.book", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.book", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the site into _build/html")
     b.add_argument("--profile", choices=[*profiles.NAMES, "auto"], help="overrides CNNBOOK_PROFILE")
     s = sub.add_parser("set-repository", help="set the course's repository URL everywhere")
     s.add_argument("url")
+    sub.add_parser("first-cell", help="write the standard first cell into every lecture and assignment source")
     args = parser.parse_args(argv)
     if args.command == "build":
         return build(args.profile)
-    for path in set_repository(args.url):
+    changed = set_repository(args.url) if args.command == "set-repository" else write_first_cells()
+    for path in changed:
         print(f"updated {path.relative_to(ROOT)}")
     print("Now run `make release` to regenerate the student versions of the assignments, then commit.")
     return 0

@@ -11,8 +11,8 @@ all rounded down to 0.001. The record goes to ``autograder/thresholds/a4_keras_c
 with the seeds, accuracies, times, versions, CPU count and date. Run it on the grading machine (or one like it),
 from the repository root, with the dataset the grader will use::
 
-    python -m autograder.calibrate_a4 --update-notebook                       # real MNIST (needs it cached)
-    CNNBOOK_STANDIN=1 python -m autograder.calibrate_a4 --update-notebook     # the digits stand-in (CI)
+    python -m tools.calibrate_a4 --update-notebook                       # real MNIST (needs it cached)
+    CNNBOOK_STANDIN=1 python -m tools.calibrate_a4 --update-notebook     # the digits stand-in (CI)
 
 Without ``CNNBOOK_STANDIN=1`` the real dataset is required (``CNNBOOK_STRICT_DATA=1`` is set): a calibration
 never falls back to the stand-in silently. ``--update-notebook`` also writes the thresholds into the hidden part
@@ -37,6 +37,8 @@ import re
 import statistics
 import sys
 import time
+
+from autograder.notebooks import grade_id
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ASSIGNMENT = "a4_keras_cnn"
@@ -63,10 +65,9 @@ def _cells(notebook: pathlib.Path) -> dict[str, str]:
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     out = {}
     for cell in nb["cells"]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id:
+        if gid := grade_id(cell):
             source = cell["source"]
-            out[grade_id] = "".join(source) if isinstance(source, list) else source
+            out[gid] = "".join(source) if isinstance(source, list) else source
     return out
 
 
@@ -86,9 +87,9 @@ def reference_namespace(notebook: pathlib.Path = NOTEBOOK) -> dict:
 
     namespace: dict = {"__name__": "__a4_calibration__", "cnnbook": cnnbook}
     namespace["profile"] = cnnbook.setup(quiet=True)  # as the standard first cell: seeds, CPU op determinism
-    for grade_id in (DATA_CELL, *SOLUTION_CELLS):
+    for gid in (DATA_CELL, *SOLUTION_CELLS):
         with contextlib.redirect_stdout(io.StringIO()):
-            exec(compile(_strip_solution_markers(cells[grade_id]), grade_id, "exec"), namespace)
+            exec(compile(_strip_solution_markers(cells[gid]), gid, "exec"), namespace)
     namespace["__graded_cell__"] = cells[GRADED_CELL]
     return namespace
 
@@ -156,7 +157,7 @@ def _not_measured(name: str) -> dict:
         "measured": False,
         "tiers": None,
         "reason": f"no calibration has been run with the '{name}' dataset yet",
-        "command": f"{prefix}python -m autograder.calibrate_a4 --update-notebook",
+        "command": f"{prefix}python -m tools.calibrate_a4 --update-notebook",
     }
 
 
@@ -167,7 +168,7 @@ def read_record(path: pathlib.Path = RECORD) -> dict:
         record = {"assignment": ASSIGNMENT, "datasets": {}}
     record["about"] = (
         "Accuracy thresholds of the tier cells of source/a4_keras_cnn (hidden tests), one entry per dataset, "
-        "measured by `python -m autograder.calibrate_a4`; see that module for the rule."
+        "measured by `python -m tools.calibrate_a4`; see that module for the rule."
     )
     for name in DATASETS:
         record["datasets"].setdefault(name, _not_measured(name))
@@ -280,17 +281,17 @@ def update_notebook(record: dict, notebook: pathlib.Path = NOTEBOOK) -> list[str
     nb = nbformat.read(notebook, as_version=4)
     written = []
     for cell in nb["cells"]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id not in TIER_CELLS:
+        gid = grade_id(cell)
+        if gid not in TIER_CELLS:
             continue
-        tier = TIER_CELLS.index(grade_id) + 1
+        tier = TIER_CELLS.index(gid) + 1
         source = cell["source"]
         line = f"THRESHOLDS = {thresholds_literal(record, tier)}"
         new, count = THRESHOLDS_LINE.subn(lambda m, line=line: line + m.group("comment"), source)
         if count != 1:
-            raise CalibrationError(f"cell {grade_id} must hold exactly one 'THRESHOLDS = {{...}}  # tier' line")
+            raise CalibrationError(f"cell {gid} must hold exactly one 'THRESHOLDS = {{...}}  # tier' line")
         cell["source"] = new
-        written.append(f"{grade_id}: {line}")
+        written.append(f"{gid}: {line}")
     if len(written) != len(TIER_CELLS):
         raise CalibrationError(f"{notebook} should have the tier cells {', '.join(TIER_CELLS)}")
     nbformat.write(nb, notebook)
@@ -311,9 +312,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m autograder.calibrate_a4", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m tools.calibrate_a4", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=_seeds, default=_seeds("0-9"), help="e.g. 0-9 or 1,5,7 (default 0-9)")
     parser.add_argument("--margin-std", type=float, default=3.0, help="margin in sample stds (default 3)")
     parser.add_argument("--min-margin", type=float, default=0.01, help="smallest margin (default 0.01)")
