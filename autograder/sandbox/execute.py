@@ -11,7 +11,7 @@ twice:
    If a cell kills the process, a fresh sandbox runs the cells before it again, and the tests after that cell
    fail with the reason, as they would have in a notebook run from top to bottom.
    Then the grader drops root (see below) and asks for the values of the names it accepts: data by value,
-   functions and other objects as references (:class:`autograder.wire.Proxy`).
+   functions and other objects as references (:class:`autograder.sandbox.wire.Proxy`).
 2. **The grader's side.** Given cells run again and *test cells* (nbgrader's autograder tests, hidden ones
    included) run, in order, in the grader's own Python, NumPy and Keras. Calling a student function sends the
    arguments to the sandbox and brings the result back as plain data, so every comparison, every ``assert`` and
@@ -27,12 +27,13 @@ What the student's side sends is checked here, never trusted:
 * **Outputs.** At most ``outputs_per_cell`` outputs and ``cell_output_kb`` per cell, ``notebook_output_kb`` per
   notebook, text cut at ``output_chars``; rich outputs keep only inert types (plain text, PNG, JPEG): HTML,
   JavaScript, SVG, Markdown and made-up types are dropped.
-* **The wire.** See :class:`autograder.sandbox.SandboxChannel`: malformed or oversized messages stop the sandbox
-  with that reason; the grader lends the student's code nothing but the functions a test passes (call only), and
-  takes every such loan back when the test cell ends.
+* **The wire.** See :class:`autograder.sandbox.process.SandboxChannel`: malformed or oversized messages stop the
+  sandbox with that reason; the grader lends the student's code nothing but the functions a test passes (call
+  only), and takes every such loan back when the test cell ends.
 
 Run by root, the grader's process drops to an unprivileged user of its own once the sandbox has started
-(:func:`autograder.sandbox.drop_privileges`), so that even a hole in the above could not write the course.
+(:func:`autograder.sandbox.isolation.drop_privileges`), so that even a hole in the above could not write the
+course.
 
 ``keras.utils.set_random_seed`` called by a test also seeds the student's process, so seeded runs (the graded
 training of a4) stay reproducible.
@@ -44,10 +45,8 @@ import builtins
 import contextlib
 import io
 import json
-import keyword
 import os
 import pathlib
-import symtable
 import sys
 import traceback
 
@@ -55,82 +54,12 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Dict, Integer
 
-from .sandbox import Limits, Sandbox, SandboxStopped, drop_privileges, drop_problem, prepare_for_drop
+from .cells import GIVEN, STUDENT, TEST, bound_names, cell_kind, hidden_lines, instructor_cells, refusal
+from .isolation import drop_privileges, drop_problem, prepare_for_drop
+from .process import Limits, Sandbox, SandboxStopped
 from .wire import RemoteError
 
-STUDENT, GIVEN, TEST = "student", "given", "test"
 _CURRENT: list[Sandbox | None] = [None]  # the sandbox of the notebook being graded (one at a time per process)
-
-
-def instructor_cells(resources, course_id: str) -> dict[str, tuple[str, str]]:
-    """grade id -> (kind, source) of the instructor's cells of this notebook, from the gradebook: the only cells
-    that may run in the grader. A cell of the submission counts as one of them only if its id and its source
-    match (nbgrader has restored the source of each one it knows); metadata alone proves nothing, since the
-    student can write any metadata."""
-    from nbgrader.api import Gradebook
-
-    info = resources.get("nbgrader", {})
-    out: dict[str, tuple[str, str]] = {}
-    with Gradebook(info["db_url"], course_id) as gradebook:
-        notebook = gradebook.find_notebook(info["notebook"], info["assignment"])
-        graded = {cell.name for cell in notebook.grade_cells}
-        solution = {cell.name for cell in notebook.solution_cells}
-        for cell in notebook.source_cells:
-            if cell.cell_type != "code" or cell.name in solution:
-                continue
-            if cell.name in graded:
-                out[cell.name] = (TEST, cell.source)
-            elif cell.locked:
-                out[cell.name] = (GIVEN, cell.source)
-    return out
-
-
-def cell_kind(cell, known: dict[str, tuple[str, str]]) -> str:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    grade_id = meta.get("grade_id")
-    if meta.get("solution") or grade_id not in known:
-        return STUDENT
-    kind, source = known[grade_id]
-    return kind if cell.source == source else STUDENT
-
-
-def bound_names(source: str) -> set[str]:
-    """The names a cell's code binds at the top level (assignments, imports, defs, loop and ``with`` targets),
-    read with ``symtable``: the names a given or test cell owns."""
-    try:
-        table = symtable.symtable(source, "<cell>", "exec")
-    except (SyntaxError, ValueError):
-        return set()
-    return {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
-
-
-BUILTIN_NAMES = frozenset(dir(builtins)) | frozenset(keyword.kwlist)
-
-
-def refusal(name, owned: set[str]) -> str | None:
-    """Why a name the student's side reports may not enter the tests' namespace (None when it may)."""
-    if not isinstance(name, str) or not name.isidentifier() or len(name) > 200:
-        return "not a name"
-    if name.startswith("_"):
-        return "private"
-    if name in BUILTIN_NAMES:
-        return "a builtin"
-    if name in owned:
-        return "defined by the instructor's cells"
-    return None
-
-
-def hidden_lines(source: str, begin: str, end: str) -> set[int]:
-    """Line numbers (1-based) of a test cell's hidden region."""
-    lines, hidden = set(), False
-    for number, line in enumerate(source.split("\n"), start=1):
-        if begin in line:
-            hidden = True
-        elif end in line:
-            hidden = False
-        elif hidden:
-            lines.add(number)
-    return lines
 
 
 def error_output(err: BaseException, where: str, hidden: set[int] = frozenset()) -> dict:

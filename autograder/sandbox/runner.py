@@ -1,8 +1,9 @@
 """The student's side of grading: runs inside the sandbox, as an unprivileged user with no network.
 
-Started by ``autograder.sandbox`` as ``python sandbox_runner.py``, with the wire on two inherited file descriptors
-(named in ``AUTOGRADER_FDS``: requests in, replies out), this file and ``wire.py`` bound read-only beside it, and
-nothing of the course in reach. It applies its resource limits before anything else, then answers requests:
+Started by ``autograder.sandbox.process`` as ``python /grader/autograder/sandbox/runner.py``, with the wire on two
+inherited file descriptors (named in ``AUTOGRADER_FDS``: requests in, replies out), this package's folder bound
+read-only at ``/grader/autograder/sandbox`` (its ``wire`` and ``codec`` are imported from there), and nothing of
+the course in reach. It applies its resource limits before anything else, then answers requests:
 
 * ``run_cell``: run a cell's code in an IPython shell, capture its outputs, and report the names it (re)defined
   or removed (names only);
@@ -24,7 +25,10 @@ import signal
 import sys
 import types
 
-import wire
+if __name__ == "__main__":  # run as a file in the sandbox: the folder above the package on the path, not this one
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from autograder.sandbox import wire  # noqa: E402
 
 SKIP = {"In", "Out", "get_ipython", "exit", "quit"}
 BY_VALUE_BLOBS = 512 << 20  # bytes of arrays and weights one cell's names may send by value, all names together
