@@ -12,7 +12,7 @@ The grader's own settings sit in the same ``nbgrader_config.py`` under ``c.Autog
     c.Autograder.lms_patterns = {"mylms": r"(?P<student_id>[^/]+)/(?P<file_id>[^/]+)\\.ipynb"}
     c.Autograder.sandbox_limits = {"memory_mb": 8192}   # see autograder/SANDBOX.md for the limits and defaults
     c.Autograder.trust_submissions = False   # True: grade WITHOUT the sandbox where it is missing (trusted only)
-    c.Autograder.warm_start = True           # fork each grading from a warm template process (autograder/warm.py)
+    c.Autograder.warm_start = True           # fork each grading from a fork server (grading/forkserver.py)
 
 The per-cell time limit is nbgrader's own ``c.Execute.timeout``.
 """
@@ -64,7 +64,7 @@ class Autograder(Configurable):
     warm_start = Bool(
         True,
         help="Fork each submission's nbgrader from a process with nbgrader and TensorFlow already imported "
-        "(autograder/warm.py); False: start nbgrader afresh for each submission.",
+        "(autograder/grading/forkserver.py); False: start nbgrader afresh for each submission.",
     ).tag(config=True)
 
 

@@ -1,21 +1,23 @@
-"""Warm starts: ``nbgrader autograde`` forked from a process that has already imported nbgrader and TensorFlow.
+"""Warm starts: ``nbgrader autograde`` forked from a *fork server*, a process that has already imported nbgrader
+and TensorFlow.
 
 Each submission is graded by a fresh ``nbgrader autograde`` process, so nothing one submission does in the grader
 (the tests run there) can reach the next. Started the plain way, every one of those processes spends seconds
 importing nbgrader, and more importing TensorFlow again for the tests' own Keras: measured at about a third of the
-time per submission. Here one *template process* per grading environment imports all that once, while it is still
-single-threaded, and then forks a child per submission. The child is a copy of the template as it was after the
+time per submission. Here one *fork server* per grading environment imports all that once, while it is still
+single-threaded, and then forks a child per submission. The child is a copy of the fork server as it was after the
 imports, before any grading; it sets the submission's environment, changes to its scratch folder and runs
 nbgrader's command line, exactly as the ``nbgrader`` command would, in a session (process group) of its own. It
-ends with nbgrader's exit status; the template itself never grades. The template ends when the grader closes
+ends with nbgrader's exit status; the fork server itself never grades. The fork server ends when the grader closes
 its end of the pipe or dies, and kills the gradings still running then.
 
-The template is started with the grading environment (``PYTHONHASHSEED`` and TensorFlow's settings take effect at
-start), so a template serves only jobs with that same environment; :func:`run` keeps one per distinct environment.
-When the template cannot be started or stops answering, :func:`run` says so once in the log and the caller falls
-back to starting ``nbgrader`` as a new process (what :func:`autograder.grading.run_nbgrader` does).
+The fork server is started with the grading environment (``PYTHONHASHSEED`` and TensorFlow's settings take effect
+at start), so it serves only jobs with that same environment; :func:`server_for` keeps one per distinct
+environment. When none can be started or one stops answering, the caller
+(:func:`autograder.grading.nbgrader_run.run_nbgrader`) says so once in the log and falls back to starting
+``nbgrader`` as a new process.
 
-Protocol (one JSON object per line): the caller writes ``{"args", "cwd", "env", "log"}``; the template answers
+Protocol (one JSON object per line): the caller writes ``{"args", "cwd", "env", "log"}``; the fork server answers
 ``{"started": pid}`` (or ``{"error": text}``), and later ``{"exited": pid, "status": code}`` for each child.
 """
 
@@ -30,15 +32,15 @@ import subprocess
 import sys
 import threading
 
-# Imported by the template before it forks: what every grading would otherwise import again. TensorFlow through
+# Imported by the fork server before it forks: what every grading would otherwise import again. TensorFlow through
 # Keras (the tests of the Keras assignments use it in the grader), and the libraries of the given cells.
 PRELOAD = (
     "nbgrader.apps.nbgraderapp",
     "nbgrader.apps.autogradeapp",
     "nbgrader.preprocessors",
     "nbgrader.api",
-    "autograder.sandboxed",
-    "autograder.grading",
+    "autograder.sandbox.execute",
+    "autograder.grading.nbgrader_run",
     "numpy",
     "matplotlib.pyplot",
     "keras",
@@ -46,10 +48,10 @@ PRELOAD = (
 )
 
 
-STARTUP_TIMEOUT = 300  # seconds the template may take to import everything (TensorFlow on a loaded machine)
+STARTUP_TIMEOUT = 300  # seconds the fork server may take to import everything (TensorFlow on a loaded machine)
 
 
-# ------------------------------------------------------------------------------------------------- template
+# ------------------------------------------------------------------------------------------------- server
 def _threads() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
@@ -64,7 +66,7 @@ def _child(request: dict) -> None:
         from autograder.processes import die_with_parent
 
         os.setsid()
-        die_with_parent()  # dies with the template (which ends when the grader does)
+        die_with_parent()  # dies with the fork server (which ends when the grader does)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -81,7 +83,7 @@ def _child(request: dict) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         if os.geteuid() == 0:  # still single-threaded: the view the grader keeps once it drops root
-            from autograder.sandbox import private_view
+            from autograder.sandbox.isolation import private_view
 
             problem = private_view()
             if problem:
@@ -118,7 +120,7 @@ def _kill_all(children: set[int]) -> None:
 
 
 def serve() -> int:
-    """The template process: import, then fork a child per request until stdin closes."""
+    """The fork server: import, then fork a child per request until stdin closes."""
     import importlib
 
     # The answers go to the grader on a descriptor of their own; what the imports print goes to stderr.
@@ -128,14 +130,14 @@ def serve() -> int:
     def say(message: dict) -> None:
         os.write(channel, json.dumps(message).encode() + b"\n")
 
-    # NumPy's OpenBLAS starts a thread pool when it loads: one thread, so that the template stays single-threaded
+    # NumPy's OpenBLAS starts a thread pool when it loads: one thread, so that the fork server stays one thread
     # (the grader's tests do little linear algebra; TensorFlow's own pools start in each child, after the fork).
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     if _threads() != 1:  # forking a process with threads can copy a held lock: refuse, the caller falls back
-        say({"error": f"the template has {_threads()} threads after its imports"})
+        say({"error": f"the fork server has {_threads()} threads after its imports"})
         return 1
     say({"ready": os.getpid()})
     stdin = sys.stdin.buffer
@@ -172,17 +174,17 @@ def serve() -> int:
 
 
 # --------------------------------------------------------------------------------------------------- caller
-class Template:
-    """A running template process, shared by the threads of one grading process."""
+class ForkServer:
+    """A running fork server, shared by the threads of one grading process."""
 
     def __init__(self, env: dict[str, str]):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.warm"],
+            [sys.executable, "-m", "autograder.grading.forkserver"],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-        )  # no PR_SET_PDEATHSIG: it fires when the *thread* that started it ends; the template ends on EOF instead
+        )  # no PR_SET_PDEATHSIG: it fires when the *thread* that started it ends; the server ends on EOF instead
         self._lock = threading.Lock()  # one request at a time; its "started" answer comes before the next
         self._started: list[dict] = []
         self._exits: dict[int, int] = {}
@@ -190,12 +192,12 @@ class Template:
         self.problem: str | None = None
         ready, _, _ = select.select([self.process.stdout], [], [], STARTUP_TIMEOUT)
         line = self.process.stdout.readline() if ready else b'{"error": "it did not start in time"}'
-        first = json.loads(line or b'{"error": "the template process ended"}')
+        first = json.loads(line or b'{"error": "the fork server ended"}')
         if "ready" not in first:
             self.problem = first.get("error", str(first))
             self.close()
             return
-        threading.Thread(target=self._read, daemon=True, name="warm-template-reader").start()
+        threading.Thread(target=self._read, daemon=True, name="forkserver-reader").start()
 
     def _read(self) -> None:
         for line in self.process.stdout:
@@ -210,7 +212,7 @@ class Template:
                     self._started.append(message)
                 self._changed.notify_all()
         with self._changed:
-            self.problem = self.problem or "the template process ended"
+            self.problem = self.problem or "the fork server ended"
             self._changed.notify_all()
 
     def start(self, args: list[str], cwd: str, env: dict[str, str], log: str) -> int:
@@ -224,7 +226,7 @@ class Template:
             with self._changed:
                 self._changed.wait_for(lambda: self._started or self.problem, timeout=60)
                 if not self._started:
-                    raise OSError(self.problem or "the template process did not answer in 60 s")
+                    raise OSError(self.problem or "the fork server did not answer in 60 s")
                 answer = self._started.pop(0)
         if "started" not in answer:
             raise OSError(answer.get("error", str(answer)))
@@ -236,7 +238,7 @@ class Template:
             ended = self._changed.wait_for(lambda: pid in self._exits or self.problem is not None, timeout)
             if pid in self._exits:
                 return self._exits.pop(pid)
-        if ended:  # the template died: its children died with it (PR_SET_PDEATHSIG)
+        if ended:  # the fork server died: its children died with it (PR_SET_PDEATHSIG)
             raise OSError(self.problem)
         return None
 
@@ -250,34 +252,34 @@ class Template:
             self.process.wait()
 
 
-_TEMPLATES: dict[str, Template | None] = {}
-_TEMPLATES_LOCK = threading.Lock()
+_SERVERS: dict[str, ForkServer | None] = {}
+_SERVERS_LOCK = threading.Lock()
 
 
-def template_for(env: dict[str, str], log=None) -> Template | None:
-    """The template process for this environment (started on first use), or None when none can run here."""
+def server_for(env: dict[str, str], log=None) -> ForkServer | None:
+    """The fork server for this environment (started on first use), or None when none can run here."""
     key = json.dumps(env, sort_keys=True)
-    with _TEMPLATES_LOCK:
-        if key not in _TEMPLATES:
-            template = Template(env)
-            if template.problem:
+    with _SERVERS_LOCK:
+        if key not in _SERVERS:
+            server = ForkServer(env)
+            if server.problem:
                 if log is not None:
-                    log(f"no warm start ({template.problem}): starting nbgrader afresh for each submission")
-                template = None
-            _TEMPLATES[key] = template
-        template = _TEMPLATES[key]
-        if template is not None and template.problem:  # it stopped since: start a new one next time
-            del _TEMPLATES[key]
+                    log(f"no warm start ({server.problem}): starting nbgrader afresh for each submission")
+                server = None
+            _SERVERS[key] = server
+        server = _SERVERS[key]
+        if server is not None and server.problem:  # it stopped since: start a new one next time
+            del _SERVERS[key]
             return None
-        return template
+        return server
 
 
 def close_all() -> None:
-    with _TEMPLATES_LOCK:
-        for template in _TEMPLATES.values():
-            if template is not None:
-                template.close()
-        _TEMPLATES.clear()
+    with _SERVERS_LOCK:
+        for server in _SERVERS.values():
+            if server is not None:
+                server.close()
+        _SERVERS.clear()
 
 
 if __name__ == "__main__":
