@@ -19,15 +19,16 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import pathlib
 import re
 
 import nbformat
 from rich.table import Table
 
-from . import grading
 from .course import Course, CourseError
+from .notebooks import atomic_write, nbgrader_meta
+from .notebooks import points as graded_points
+from .records import FAILED, GRADED, records
 
 PART = re.compile(r"^## Part ([A-Z]): (.+) \((\d+) points?\)\s*$", re.MULTILINE)
 NEEDS_MANUAL = "needs manual grading"
@@ -56,7 +57,7 @@ def columns(source_nb) -> list[Column]:
     loose: list[Column] = []  # graded cells above the first part heading
     current = None
     for cell in source_nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+        meta = nbgrader_meta(cell)
         if cell.cell_type == "markdown":
             for letter, title, _ in PART.findall(cell.source):
                 current = Column(f"Part {letter}", title.strip(), [], 0.0)
@@ -75,27 +76,23 @@ def _number(value) -> str:
     return "" if value is None else f"{float(value):g}"
 
 
-def collect(course: Course, assignment: str) -> dict:
+def assignment_data(course: Course, assignment: str) -> dict:
     """Everything exported for one assignment, as JSON-ready data (what ``<assignment>.json`` holds)."""
     from nbgrader.api import MissingEntry
 
     source = nbformat.read(course.source_notebook(assignment), as_version=4)
     cols = columns(source)
-    points = {gid: 0.0 for col in cols for gid in col.grade_ids}
-    for cell in source.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
-        if meta.get("grade") or meta.get("task"):
-            points[meta["grade_id"]] = float(meta.get("points") or 0.0)
+    points = graded_points(source, with_tasks=True)
     max_score = sum(points.values())
-    records = grading.records(course, assignment)
+    recorded = records(course, assignment)
     students = []
     with course.gradebook() as gradebook:
         try:
             submissions = {s.student_id: s for s in gradebook.find_assignment(assignment).submissions}
         except MissingEntry:
             submissions = {}
-        for student in sorted(set(records) | set(submissions)):
-            record, submitted = records.get(student), submissions.get(student)
+        for student in sorted(set(recorded) | set(submissions)):
+            record, submitted = recorded.get(student), submissions.get(student)
             entry = {
                 "student": student,
                 "status": "",
@@ -112,13 +109,13 @@ def collect(course: Course, assignment: str) -> dict:
                 "graded_at": record.graded_at if record else "",
             }
             notebook = None
-            if submitted is not None and not (record and record.status == grading.FAILED):
+            if submitted is not None and not (record and record.status == FAILED):
                 try:
                     notebook = gradebook.find_submission_notebook(assignment, assignment, student)
                 except MissingEntry:
                     notebook = None
-            if record is not None and record.status == grading.FAILED:
-                entry["status"] = grading.FAILED
+            if record is not None and record.status == FAILED:
+                entry["status"] = FAILED
             elif notebook is None:
                 entry["status"] = MISSING
                 entry["notes"].append(
@@ -138,7 +135,7 @@ def collect(course: Course, assignment: str) -> dict:
                         "needs_manual_grade": bool(grade.needs_manual_grade) if grade else True,
                     }
                 manual = [gid for gid, t in entry["tests"].items() if t["needs_manual_grade"]]
-                entry["status"] = NEEDS_MANUAL if manual else grading.GRADED
+                entry["status"] = NEEDS_MANUAL if manual else GRADED
                 if manual:
                     entry["notes"].append(f"needs manual grading: {', '.join(manual)}")
                 for col in cols:
@@ -165,7 +162,7 @@ def collect(course: Course, assignment: str) -> dict:
 
 
 def csv_rows(data: dict) -> list[list[str]]:
-    """The rows of ``<assignment>.csv`` (header first) for ``collect``'s data."""
+    """The rows of ``<assignment>.csv`` (header first) for ``assignment_data``'s data."""
     headers = [c["header"] for c in data["columns"]]
     rows = [FIXED + headers + TAIL]
     for s in data["students"]:
@@ -180,13 +177,6 @@ def csv_rows(data: dict) -> list[list[str]]:
     return rows
 
 
-def _write(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
-
-
 def _csv_text(rows: list[list[str]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
@@ -198,7 +188,7 @@ def exported_assignments(course: Course, asked: list[str]) -> list[str]:
         for assignment in asked:
             course.check_assignment(assignment)
         return list(dict.fromkeys(asked))
-    found = [a for a in course.assignments() if grading.records(course, a)]
+    found = [a for a in course.assignments() if records(course, a)]
     if not found:
         raise CourseError(
             "nothing has been graded yet, so there is nothing to export: run `autograder grade ASSIGNMENT` first"
@@ -206,44 +196,67 @@ def exported_assignments(course: Course, asked: list[str]) -> list[str]:
     return found
 
 
-def run(course: Course, args, out, err) -> int:
-    assignments = exported_assignments(course, list(args.assignment))
-    folder = pathlib.Path(args.out)
+@dataclasses.dataclass
+class Exported:
+    """What ``export_grades`` wrote."""
+
+    # assignment -> its number of "students", and how many of them are graded, failed, need manual grading
+    counts: dict[str, dict[str, int]]
+    files: list[pathlib.Path]  # each assignment's CSV and JSON
+    grades: pathlib.Path  # grades.csv
+
+
+def export_grades(
+    course: Course, assignments: list[str] | tuple[str, ...] = (), *, folder: str | pathlib.Path = "exports"
+) -> Exported:
+    """Write ``<assignment>.csv`` and ``<assignment>.json`` of each assignment (default: every graded one) and
+    ``grades.csv`` into ``folder`` (a relative path: in the course directory). Raises ``CourseError`` for an
+    unknown assignment, or one with nothing graded."""
+    assignments = exported_assignments(course, list(assignments))
+    folder = pathlib.Path(folder)
     folder = folder if folder.is_absolute() else course.root / folder
-    table = Table(title="exported grades")
-    for column in ("assignment", "students", "graded", "failed", "needs manual grading"):
-        table.add_column(column)
-    written = []
+    exported = Exported({}, [], folder / "grades.csv")
     totals: dict[str, dict[str, str]] = {}
     for assignment in assignments:
-        data = collect(course, assignment)
+        data = assignment_data(course, assignment)
         if not data["students"]:
             raise CourseError(
                 f"{assignment} has no graded submissions to export: run `autograder grade {assignment}` first"
             )
-        _write(folder / f"{assignment}.csv", _csv_text(csv_rows(data)))
-        _write(folder / f"{assignment}.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
+        atomic_write(folder / f"{assignment}.csv", _csv_text(csv_rows(data)))
+        atomic_write(folder / f"{assignment}.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
         for s in data["students"]:
             totals.setdefault(s["student"], {})[assignment] = _number(s["total"])
-        count = {
+        exported.counts[assignment] = {"students": len(data["students"])} | {
             status: sum(s["status"] == status for s in data["students"])
-            for status in (grading.GRADED, grading.FAILED, NEEDS_MANUAL)
+            for status in (GRADED, FAILED, NEEDS_MANUAL)
         }
-        table.add_row(
-            assignment,
-            str(len(data["students"])),
-            str(count[grading.GRADED]),
-            str(count[grading.FAILED]),
-            str(count[NEEDS_MANUAL]),
-        )
-        written += [folder / f"{assignment}.csv", folder / f"{assignment}.json"]
+        exported.files += [folder / f"{assignment}.csv", folder / f"{assignment}.json"]
     rows = [["student", *assignments]]
     rows += [[student, *(totals[student].get(a, "") for a in assignments)] for student in sorted(totals)]
-    _write(folder / "grades.csv", _csv_text(rows))
+    atomic_write(exported.grades, _csv_text(rows))
+    return exported
+
+
+def print_exported(course: Course, exported: Exported, out) -> None:
+    """A table of the exported assignments and the files written, on the console ``out``."""
+    table = Table(title="exported grades")
+    for column in ("assignment", "students", "graded", "failed", "needs manual grading"):
+        table.add_column(column)
+    for assignment, count in exported.counts.items():
+        table.add_row(
+            assignment,
+            *(str(count[key]) for key in ("students", GRADED, FAILED, NEEDS_MANUAL)),
+        )
     out.print(table)
-    for path in written:
+    for path in exported.files:
         out.print(f"wrote {_shown(course, path)}")
-    out.print(f"wrote {_shown(course, folder / 'grades.csv')} (every student's total per assignment)")
+    out.print(f"wrote {_shown(course, exported.grades)} (every student's total per assignment)")
+
+
+def run(course: Course, args, out, err) -> int:
+    """The ``export`` subcommand: its arguments to ``export_grades``, what was written printed on ``out``."""
+    print_exported(course, export_grades(course, args.assignment, folder=args.out), out)
     return 0
 
 

@@ -17,6 +17,7 @@ A submission that could not be graded gets a short page at the same place saying
 from __future__ import annotations
 
 import copy
+import dataclasses
 import html
 import logging
 import pathlib
@@ -32,25 +33,19 @@ from rich.table import Table
 from traitlets import Any, Dict, Unicode
 from traitlets.config import Config
 
-from . import grading
-from . import submission as submissions
 from .course import Course, CourseError
-from .sandboxed import SAFE_MIME
-
-STUDENT_REDOWNLOAD = (
-    "download your notebook again (Colab: File > Download > Download .ipynb) and submit that file again"
-)
-
-
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+from .gradescope.messages import student_reason, what_to_do
+from .notebooks import grade_id as cell_grade_id
+from .notebooks import nbgrader_meta
+from .records import GRADED, records
+from .sandbox.execute import SAFE_MIME
 
 
 def hide_tests(config, release: nbformat.NotebookNode) -> HideTests:
     """The step that gives instructor cells their student-version source (from ``release``) and cuts errors,
     with the course's hidden-test delimiters (nbgrader's ``ClearHiddenTests`` settings)."""
     hidden = config.get("ClearHiddenTests", {})
-    sources = {_meta(c)["grade_id"]: c.source for c in release.cells if _meta(c).get("grade_id")}
+    sources = {cell_grade_id(c): c.source for c in release.cells if cell_grade_id(c)}
     return HideTests(
         release_sources=sources,
         begin_hidden=hidden.get("begin_test_delimeter", "BEGIN HIDDEN TESTS"),
@@ -60,10 +55,12 @@ def hide_tests(config, release: nbformat.NotebookNode) -> HideTests:
 
 
 def release_notebook(course: Course, assignment: str) -> nbformat.NotebookNode:
-    """The student version: ``release/<a>/<a>.ipynb`` if the course has it, else the grader's template copy."""
+    """The student version: ``release/<a>/<a>.ipynb`` if the course has it, else the grading setup's copy."""
+    from .grading.prepare import setup_folder
+
     for path in (
         course.root / "release" / assignment / f"{assignment}.ipynb",
-        course.state(assignment) / "template" / "release" / assignment / f"{assignment}.ipynb",
+        setup_folder(course, assignment) / "release" / assignment / f"{assignment}.ipynb",
     ):
         if path.exists():
             return nbformat.read(path, as_version=4)
@@ -91,7 +88,7 @@ class HideTests(Preprocessor):
     def preprocess(self, nb, resources):
         errors = {}
         for cell in nb.cells:
-            meta = _meta(cell)
+            meta = nbgrader_meta(cell)
             grade_id = meta.get("grade_id")
             if grade_id and not meta.get("solution"):
                 if grade_id in self.release_sources:
@@ -146,7 +143,7 @@ class Summary(Preprocessor):
     """Build the summary table (``resources['autograder']['summary']``, placed at the top by ``TEMPLATE``) from
     the scores ``GetGrades`` wrote into the cells."""
 
-    record = Any(help="the submission's grading.Result")
+    record = Any(help="the submission's autograder.records.Record")
     manual = Dict(help="grade id -> True for grades an instructor set by hand")
     pending = Dict(help="grade id -> True for grades still waiting for an instructor")
     comments = Dict(help="grade id -> the instructor's comment")
@@ -156,7 +153,7 @@ class Summary(Preprocessor):
         info = resources["nbgrader"]
         rows = []
         for cell in nb.cells:
-            meta = _meta(cell)
+            meta = nbgrader_meta(cell)
             if not (meta.get("grade") or meta.get("task")):
                 continue
             grade_id = meta["grade_id"]
@@ -323,30 +320,9 @@ def graded_page(course: Course, assignment: str, student: str, record, release) 
     return page
 
 
-def _what_to_do(reason: str) -> str:
-    if submissions.REDOWNLOAD in reason:
-        return STUDENT_REDOWNLOAD[0].upper() + STUDENT_REDOWNLOAD[1:] + "."
-    if "longer than the limit" in reason:
-        return (
-            "Your notebook ran for longer than grading allows. Look for a loop that never ends or training that "
-            "runs too long, then run it top to bottom (Runtime > Restart session and run all), check that it "
-            "finishes in a few minutes, and submit it again."
-        )
-    if "kernel died" in reason:
-        return (
-            "Your code stopped Python while it ran (too much memory, or exit()). Run the notebook top to bottom "
-            "(Runtime > Restart session and run all), fix the cell that fails, and submit it again."
-        )
-    return (
-        "Run the notebook top to bottom (Runtime > Restart session and run all), check it works, and submit it "
-        "again. If this page stays the same, write to your instructor."
-    )
-
-
 def failed_page(course: Course, assignment: str, record) -> pathlib.Path:
     """A short page for a submission that could not be graded."""
-    reason = record.reason.replace(submissions.REDOWNLOAD, STUDENT_REDOWNLOAD)
-    reason = reason.replace(str(course.root) + "/", "").replace(str(course.root), "the course")
+    reason = student_reason(record.reason, course.root)
     title = f"{assignment}: your submission could not be graded"
     page = f"""<!DOCTYPE html>
 <html>
@@ -365,7 +341,7 @@ yet.</p>
 <h2>Why</h2>
 <p class="reason" id="reason">{html.escape(reason)}</p>
 <h2>What to do</h2>
-<p id="what-to-do">{html.escape(_what_to_do(record.reason))}</p>
+<p id="what-to-do">{html.escape(what_to_do(record.reason))}</p>
 </body>
 </html>
 """
@@ -379,16 +355,30 @@ yet.</p>
 
 
 # --------------------------------------------------------------------------------------------------- command
-def run(course: Course, args, out, err) -> int:
-    assignment = args.assignment
+@dataclasses.dataclass
+class Page:
+    """One student's feedback page: where it was written, and the score it shows (``path`` is None, and
+    ``problem`` says why, when it could not be written)."""
+
+    student: str
+    path: pathlib.Path | None
+    score: str = "-"  # "18 / 25" (after any late penalty), or "not graded" for a submission that failed
+    problem: str = ""
+
+
+def write_feedback(course: Course, assignment: str, *, students: list[str] | tuple[str, ...] = ()) -> list[Page]:
+    """Write the feedback page of each graded submission of ``assignment`` (``students``: only theirs), failed
+    ones included; returns one ``Page`` per student. A page that cannot be written is a ``Page`` without a path;
+    the others are written regardless. Raises ``CourseError`` when nothing is graded yet, or a student asked for
+    has no graded submission."""
     course.check_assignment(assignment)
-    everyone = grading.records(course, assignment)
+    everyone = records(course, assignment)
     if not everyone:
         raise CourseError(
             f"nothing has been graded yet for {assignment}: run `autograder grade {assignment}` first (feedback "
             "is made from the graded submissions)"
         )
-    students = list(dict.fromkeys(args.student)) or sorted(everyone)
+    students = list(dict.fromkeys(students)) or sorted(everyone)
     missing = [s for s in students if s not in everyone]
     if missing:
         raise CourseError(
@@ -396,33 +386,45 @@ def run(course: Course, args, out, err) -> int:
             f"`autograder grade {assignment} --student STUDENT`"
         )
     release = None
-    table = Table(title=f"{assignment}: feedback")
-    for column in ("student", "score", "feedback file"):
-        table.add_column(column)
-    problems = 0
+    pages = []
     for student in students:
         record = everyone[student]
         try:
-            if record.status == grading.GRADED:
+            if record.status == GRADED:
                 if release is None:
                     release = release_notebook(course, assignment)
-                page = graded_page(course, assignment, student, record, release)
-                score = _gradebook_score(course, assignment, student)
+                path = graded_page(course, assignment, student, record, release)
+                pages.append(Page(student, path, _gradebook_score(course, assignment, student)))
             else:
-                page = failed_page(course, assignment, record)
-                score = "not graded"
+                pages.append(Page(student, failed_page(course, assignment, record), "not graded"))
         except CourseError as error:
-            problems += 1
-            err.print(f"[bold red]{student}:[/] {error}")
-            table.add_row(student, "-", "not written (see above)")
-            continue
-        table.add_row(student, score, str(page.relative_to(course.root)))
+            pages.append(Page(student, None, problem=str(error)))
+    return pages
+
+
+def print_pages(course: Course, assignment: str, pages: list[Page], out, err) -> None:
+    """The pages that could not be written, with why, on ``err``; a table of every student's on ``out``."""
+    table = Table(title=f"{assignment}: feedback")
+    for column in ("student", "score", "feedback file"):
+        table.add_column(column)
+    for page in pages:
+        if page.path is None:
+            err.print(f"[bold red]{page.student}:[/] {page.problem}")
+            table.add_row(page.student, "-", "not written (see above)")
+        else:
+            table.add_row(page.student, page.score, str(page.path.relative_to(course.root)))
     out.print(table)
-    return 1 if problems else 0
+
+
+def run(course: Course, args, out, err) -> int:
+    """The ``feedback`` subcommand: its arguments to ``write_feedback``, the pages listed; 1 when a page could not
+    be written."""
+    pages = write_feedback(course, args.assignment, students=args.student)
+    print_pages(course, args.assignment, pages, out, err)
+    return 1 if any(page.path is None for page in pages) else 0
 
 
 def _gradebook_score(course: Course, assignment: str, student: str) -> str:
-
     with course.gradebook() as gradebook:
         submitted = gradebook.find_submission(assignment, student)
         score = float(submitted.score) - float(submitted.late_submission_penalty or 0.0)
