@@ -20,7 +20,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 ## Build the site into _build/html, executing every lecture notebook (profile from CNNBOOK_PROFILE, default auto).
 book: $(STAMP)
-	$(PY) -m cnnbook.book build
+	$(PY) -m tools.book build
 
 ## Generate the student versions release/<a>/<a>.ipynb from source/ with nbgrader (no gradebook is written).
 ## Commit the result: Colab opens release/, and a test fails when it differs from what this target makes.
@@ -68,7 +68,8 @@ lint: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" pre-commit run --all-files
 
 pytest: $(STAMP)
-	CNNBOOK_PROFILE=smoke $(VENV)/bin/pytest
+	@start=$$(date +%s); CNNBOOK_PROFILE=smoke $(VENV)/bin/pytest; status=$$?; \
+	  echo "pytest wall time: $$(( $$(date +%s) - start )) s"; exit $$status
 
 clean:
 	rm -rf _build

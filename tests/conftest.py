@@ -1,4 +1,11 @@
-"""Shared fixtures: the book is built once per test session (under the smoke profile) and reused."""
+"""Shared fixtures (the book is built once per test session, under the smoke profile, and reused) and the markers.
+
+The tests are grouped by product: ``lectures/`` (the notebooks and cnnbook), ``assignments/``, ``grader/`` (the
+autograder), ``book/`` (the build and the site, marked ``book``; the repository's hygiene); ``support/`` holds what
+they share. Each test is marked after what it needs, so a fast subset can be chosen: ``-m lectures``,
+``-m assignments``, ``-m grading``, ``-m sandbox`` (real bubblewrap sandboxes), ``-m postgres`` (a private
+PostgreSQL server), ``-m book`` (builds the whole book once), or ``-m "not book and not postgres"``.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +30,13 @@ BUILD_LOG = ROOT / "_build" / "book-build.log"
 
 @pytest.fixture(scope="session")
 def built_book():
-    """Build the site with ``python -m cnnbook.book build --profile smoke``; return (status, log text).
+    """Build the site with ``python -m tools.book build --profile smoke``; return (status, log text).
 
     The build reuses the execution cache when nothing it depends on changed, so a second test run is fast.
     """
     env = dict(os.environ, CNNBOOK_PROFILE="smoke", PYTHONUNBUFFERED="1")
     result = subprocess.run(
-        [sys.executable, "-m", "cnnbook.book", "build", "--profile", "smoke"],
+        [sys.executable, "-m", "tools.book", "build", "--profile", "smoke"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -40,3 +47,23 @@ def built_book():
     BUILD_LOG.parent.mkdir(parents=True, exist_ok=True)
     BUILD_LOG.write_text(log, encoding="utf-8")
     return result.returncode, log
+
+
+FOLDER_MARKS = {"lectures": "lectures", "assignments": "assignments", "grader": "grading"}
+MODULE_MARKS = {
+    "test_book": ("book",),
+    "test_site": ("book",),
+    "test_sandbox": ("sandbox",),
+    "test_gradescope": ("sandbox",),
+    "test_cluster": ("postgres",),
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        path = pathlib.Path(str(item.fspath))
+        folder = path.parent.name
+        if folder in FOLDER_MARKS:
+            item.add_marker(FOLDER_MARKS[folder])
+        for name in MODULE_MARKS.get(path.stem, ()):
+            item.add_marker(name)

@@ -1,0 +1,2 @@
+"""The assignments: reference solutions get full marks, wrong answers lose exactly their points, release/ is
+what nbgrader generates."""

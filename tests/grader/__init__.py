@@ -1,0 +1,1 @@
+"""The autograder: collect, grade (sandbox, fork server, cluster), feedback, export, Gradescope."""

@@ -1,0 +1,1 @@
+"""The lecture notebooks and the helper library they import (cnnbook)."""
