@@ -33,7 +33,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.fresh_clone import machine  # noqa: E402
-from tests import assignment_harness as harness  # noqa: E402
+from tests.support import harness  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "grading.json"
 BIN = pathlib.Path(sys.executable).parent

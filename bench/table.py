@@ -122,7 +122,7 @@ def grading() -> str:
     if warm:
         header = ["assignment", "workers", "warm starts (default)", "cold starts", "speedup", "measured"]
         text += (
-            "\n\nWarm starts (`autograder/warm.py`: each submission's nbgrader forked from a process with "
+            "\n\nWarm starts (`autograder/grading/forkserver.py`: each submission's nbgrader forked from a process with "
             "nbgrader and TensorFlow imported) against cold starts (`c.Autograder.warm_start = False`), same "
             "submissions, same run:\n\n" + table(header, warm)
         )
