@@ -16,6 +16,8 @@ import json
 import nbformat
 from nbformat.validator import NotebookValidationError
 
+from .notebooks import nbgrader_meta
+
 REDOWNLOAD = (
     "ask the student to download the notebook again (Colab: File > Download > Download .ipynb) and resubmit"
 )
@@ -23,20 +25,6 @@ REDOWNLOAD = (
 
 class Unreadable(Exception):
     """The file cannot be graded at all; the message says why and what to do."""
-
-
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def graded_ids(nb) -> list[str]:
-    """The grade ids of the cells nbgrader tracks (tests, solutions, read-only cells), in notebook order."""
-    out = []
-    for cell in nb.cells:
-        meta = _meta(cell)
-        if meta.get("grade_id") and (meta.get("grade") or meta.get("solution") or meta.get("locked")):
-            out.append(meta["grade_id"])
-    return out
 
 
 def read(data: bytes, name: str = "the submission"):
@@ -74,7 +62,7 @@ def prepare(data: bytes, instructor, name: str = "the submission"):
     wanted = {}  # grade_id -> the instructor's cell
     order = []
     for cell in instructor.cells:
-        meta = _meta(cell)
+        meta = nbgrader_meta(cell)
         if meta.get("grade_id"):
             wanted[meta["grade_id"]] = cell
             order.append(meta["grade_id"])
@@ -88,7 +76,7 @@ def prepare(data: bytes, instructor, name: str = "the submission"):
     # Cells claiming to be graded cells the instructor never made: plain cells from now on.
     copies: dict[str, list[int]] = {}
     for index, cell in enumerate(nb.cells):
-        meta = _meta(cell)
+        meta = nbgrader_meta(cell)
         if "nbgrader" not in cell.get("metadata", {}):
             continue
         grade_id = meta.get("grade_id")
@@ -114,10 +102,11 @@ def prepare(data: bytes, instructor, name: str = "the submission"):
             was, should = cell["cell_type"], theirs["cell_type"]
             repairs.append(f"cell {grade_id!r} had been changed to {was}: made it {should} again")
             nb.cells[index] = cell = _retype(cell, theirs["cell_type"])
-        if _meta(cell) != _meta(theirs):
-            if any(_meta(cell).get(k) != _meta(theirs).get(k) for k in ("grade", "solution", "locked", "points")):
+        mine, expected = nbgrader_meta(cell), nbgrader_meta(theirs)
+        if mine != expected:
+            if any(mine.get(k) != expected.get(k) for k in ("grade", "solution", "locked", "points")):
                 repairs.append(f"restored the nbgrader metadata of cell {grade_id!r}")
-            cell["metadata"]["nbgrader"] = copy.deepcopy(_meta(theirs))
+            cell["metadata"]["nbgrader"] = copy.deepcopy(nbgrader_meta(theirs))
 
     # Deleted cells come back from the instructor's copy, right after the nearest earlier cell still there.
     present = set(copies)
@@ -128,7 +117,7 @@ def prepare(data: bytes, instructor, name: str = "the submission"):
         if anchor is None:
             index = 0
         else:
-            index = 1 + next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == anchor)
+            index = 1 + next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == anchor)
         restored = copy.deepcopy(wanted[grade_id])
         if restored["cell_type"] == "code":
             restored["outputs"], restored["execution_count"] = [], None

@@ -122,8 +122,8 @@ def grading() -> str:
     if warm:
         header = ["assignment", "workers", "warm starts (default)", "cold starts", "speedup", "measured"]
         text += (
-            "\n\nWarm starts (`autograder/grading/forkserver.py`: each submission's nbgrader forked from a process with "
-            "nbgrader and TensorFlow imported) against cold starts (`c.Autograder.warm_start = False`), same "
+            "\n\nWarm starts (`grading/forkserver.py`: each submission's nbgrader forked from a process "
+            "with nbgrader and TensorFlow imported) against cold starts (`c.Autograder.warm_start = False`), same "
             "submissions, same run:\n\n" + table(header, warm)
         )
     return text
