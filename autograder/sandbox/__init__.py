@@ -10,6 +10,6 @@ Modules (the design is in ``autograder/SANDBOX.md``):
 ``wire``       framing, requests and replies between the two sides
 ``codec``      how values cross the wire: by value, as plain data
 
-This file imports nothing: the folder is bound read-only into every sandbox, where the runner imports ``wire`` and
-``codec`` from it.
+This file imports nothing: it, ``runner``, ``wire`` and ``codec`` (the student's side, and nothing of the grader's)
+are bound read-only into every sandbox, where the runner imports ``wire`` and ``codec`` from the package.
 """

@@ -27,7 +27,9 @@ from . import wire
 from .isolation import PACKAGE, bwrap, bwrap_prefix, keras_home, python_binds
 
 HERE = pathlib.Path(__file__).resolve().parent
-RUNNER = "/grader/autograder/sandbox/runner.py"  # where the sandbox sees the runner
+SIDE = "/grader/autograder/sandbox"  # where the sandbox sees this package's student-side files
+STUDENT_SIDE = ("__init__.py", "runner.py", "wire.py", "codec.py")
+RUNNER = f"{SIDE}/runner.py"
 INTERRUPT_GRACE = 10  # seconds an interrupted runner has to answer before it is killed
 MAX_REPLY_HEADER = 64 << 20  # bytes of JSON in one message from the student's process
 MAX_REPLY = 1 << 30  # bytes of data in one message from the student's process
@@ -143,9 +145,10 @@ class Sandbox:
         prefix = bwrap_prefix(path, self.slot, self.limits.tmp_mb)
         split = prefix.index("--")
         binds = python_binds() + ["--perms", "0755", "--dir", "/grader", "--perms", "0755", "--dir", "/data"]
-        binds += ["--perms", "0755", "--dir", "/grader/autograder"]
+        binds += ["--perms", "0755", "--dir", "/grader/autograder", "--perms", "0755", "--dir", SIDE]
         binds += ["--ro-bind", str(PACKAGE / "__init__.py"), "/grader/autograder/__init__.py"]
-        binds += ["--ro-bind", str(HERE), "/grader/autograder/sandbox"]  # the runner, the wire and the codec
+        for name in STUDENT_SIDE:  # only what the runner imports: nothing of the grader's own side is in reach
+            binds += ["--ro-bind", str(HERE / name), f"{SIDE}/{name}"]
         data = keras_home()
         if data is not None:
             binds += ["--ro-bind", str(data), "/data/keras"]

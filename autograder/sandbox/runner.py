@@ -1,9 +1,10 @@
 """The student's side of grading: runs inside the sandbox, as an unprivileged user with no network.
 
 Started by ``autograder.sandbox.process`` as ``python /grader/autograder/sandbox/runner.py``, with the wire on two
-inherited file descriptors (named in ``AUTOGRADER_FDS``: requests in, replies out), this package's folder bound
-read-only at ``/grader/autograder/sandbox`` (its ``wire`` and ``codec`` are imported from there), and nothing of
-the course in reach. It applies its resource limits before anything else, then answers requests:
+inherited file descriptors (named in ``AUTOGRADER_FDS``: requests in, replies out), this file, ``wire.py``,
+``codec.py`` and the package's ``__init__.py`` bound read-only under ``/grader/autograder/sandbox`` (nothing of the
+grader's own side), and nothing of the course in reach. It applies its resource limits before anything else, then
+answers requests:
 
 * ``run_cell``: run a cell's code in an IPython shell, capture its outputs, and report the names it (re)defined
   or removed (names only);
