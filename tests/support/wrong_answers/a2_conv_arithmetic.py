@@ -1,8 +1,10 @@
 """Plausible wrong answers to a2_conv_arithmetic and the points each must lose (read by tests/test_assignments.py).
 
 The test cells are designed so that a mistake in one formula is caught where that formula is taught: the checks of
-later functions use configurations where the windows fit exactly (no rounding) and square inputs wherever the axes
-do not matter, so that rounding and axis mistakes lose only the cells about rounding and axes. Mistakes that change
+later functions use square inputs wherever the axes do not matter, and their cases where the windows do not fit
+exactly (rounding down) count only where the student's own conv_output_size (or shape functions) gets them right,
+so that a rounding mistake loses the cells about rounding, and a shape function that rounds on its own (instead of
+reusing conv_output_size) loses its own cells. Mistakes that change
 every shape or count (channels-first input, a forgotten bias) also fail the later functions that rely on them.
 """
 
@@ -134,6 +136,25 @@ WRONG_ANSWERS = [
     ),
     # ------------------------------------------------------------------------------ Part A: conv_output_shape
     WrongAnswer(
+        name="conv_shape_rounds_up",
+        mistake="computes each axis with its own formula instead of conv_output_size, rounding up when the stride "
+        "does not divide the input (28 x 28, 3 x 3, stride 2 gives 14 instead of 13)",
+        replace=cell(
+            "conv_output_shape",
+            """
+            height, width, _ = input_shape
+            kernel_h, kernel_w = as_pair(kernel_size)
+            stride_h, stride_w = as_pair(strides)
+            if padding == "same":
+                return math.ceil(height / stride_h), math.ceil(width / stride_w), filters
+            p = 0 if padding == "valid" else padding
+            out_h = math.ceil((height + 2 * p - kernel_h) / stride_h) + 1
+            return out_h, math.ceil((width + 2 * p - kernel_w) / stride_w) + 1, filters
+            """,
+        ),
+        loses={"conv_output_shape_square": 2, "conv_output_shape_non_square": 2},
+    ),
+    WrongAnswer(
         name="swapped_height_width",
         mistake="reads a (height, width) kernel size and stride as (width, height)",
         replace=cell(
@@ -217,7 +238,25 @@ WRONG_ANSWERS = [
             return out_h, conv_output_size(width, pool_w, stride_w, "valid"), channels
             """,
         ),
-        loses={"pool_output_strides_and_padding": 2},
+        loses={"pool_output_default_strides": 2, "pool_output_strides_and_padding": 2},
+    ),
+    WrongAnswer(
+        name="pool_shape_rounds_up",
+        mistake="computes the pooled size with its own formula instead of conv_output_size, rounding up when the "
+        "windows do not fit exactly (11 x 11 pooled 2 x 2 gives 6 instead of 5)",
+        replace=cell(
+            "pool_output_shape",
+            """
+            height, width, channels = input_shape
+            pool_h, pool_w = as_pair(pool_size)
+            stride_h, stride_w = (pool_h, pool_w) if strides is None else as_pair(strides)
+            if padding == "same":
+                return math.ceil(height / stride_h), math.ceil(width / stride_w), channels
+            out_h = math.ceil((height - pool_h) / stride_h) + 1
+            return out_h, math.ceil((width - pool_w) / stride_w) + 1, channels
+            """,
+        ),
+        loses={"pool_output_default_strides": 2, "pool_output_strides_and_padding": 2},
     ),
     # ------------------------------------------------------------------------------ Part C: parameter counts
     WrongAnswer(
@@ -318,6 +357,24 @@ WRONG_ANSWERS = [
         mistake="treats Flatten as doing nothing, so the first Dense layer reads only the channels of the last "
         "feature map",
         replace=cell("sequential_params", SEQUENTIAL_BODY + POOLING_BRANCH + SEQUENTIAL_END),
+        loses={"sequential_params_matches_keras": 3},
+    ),
+    WrongAnswer(
+        name="sequential_pools_round_up",
+        mistake="works out pooled sizes itself, rounding up, instead of calling pool_output_shape: the "
+        "Fashion-MNIST CNN's last pool gives 4 x 4 instead of 3 x 3, 1,643,210 parameters instead of 1,413,834",
+        replace=cell(
+            "sequential_params",
+            SEQUENTIAL_BODY
+            + """
+        elif name in ("MaxPooling2D", "AveragePooling2D"):
+            pool = as_pair(options["pool_size"])
+            step = pool if options.get("strides") is None else as_pair(options["strides"])
+            size = [math.ceil((n - q) / t) + 1 for n, q, t in zip(shape[:2], pool, step)]
+            shape = (size[0], size[1], shape[2])"""
+            + FLATTEN_BRANCH
+            + SEQUENTIAL_END,
+        ),
         loses={"sequential_params_matches_keras": 3},
     ),
     WrongAnswer(
