@@ -42,6 +42,7 @@ class AugmentSetting:
     copies: int = 7
 
 
+NARROW_COPIES = 2  # copies per row in the static figure for a phone
 STATIC_SETTING = AugmentSetting(flip="horizontal", rotation=0.1, translation=0.15, zoom=0.25, brightness=0.25,
                                 contrast=0.5, seed=3, copies=5)  # fmt: skip
 """The representative factors of the static figure (larger than the lecture's, so each effect is visible)."""
@@ -156,17 +157,23 @@ def draw_grid(image: np.ndarray, setting: AugmentSetting, ncols: int = 4):
 
 
 def draw_static(images, setting: AugmentSetting = STATIC_SETTING, image_index: int = 0,
-                together: AugmentSetting = AugmentSetting()):  # fmt: skip
+                together: AugmentSetting = AugmentSetting(), *, narrow: bool = False):  # fmt: skip
     """The static figure: one row per layer alone at ``setting``'s factor, then ``together`` (all layers at the
-    lecture's factors by default)."""
+    lecture's factors by default).
+
+    ``narrow=True`` draws it for a phone's screen (see :mod:`cnnbook.widgets`): the original and the first
+    ``NARROW_COPIES`` copies of each row, with the row's label above it instead of at its left.
+    """
     import matplotlib.pyplot as plt
 
     image = as_float_images(images)[image_index]
     rows = [name for name in LAYER_NAMES if describe_layer(name, setting) not in ("no flip", f"no {name}")]
     rows.append("all")
-    ncols = setting.copies + 1
-    label_width = 2.4  # inches left of the grid for the row labels
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.3 * ncols + label_width, 1.3 * len(rows) + 0.5),
+    ncols = (min(setting.copies, NARROW_COPIES) if narrow else setting.copies) + 1
+    label_width = 0.0 if narrow else 2.4  # inches left of the grid for the row labels
+    cell, label_height, title_height = (1.15, 0.5, 0.75) if narrow else (1.3, 0.0, 0.5)
+    height = (cell + label_height) * len(rows) + title_height
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(cell * ncols + label_width + 0.1, height),
                              squeeze=False)  # fmt: skip
     for r, name in enumerate(rows):
         if name == "all":
@@ -175,14 +182,25 @@ def draw_static(images, setting: AugmentSetting = STATIC_SETTING, image_index: i
         else:
             copies = augmented_copies(image, setting, only=name)
             label = describe_layer(name, setting, image.shape[:2]).replace(": ", ":\n")
-        _show(axes[r, 0], image, "original" if r == 0 else "", "tab:blue")
-        axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center",
-                              labelpad=6)  # fmt: skip
+        _show(axes[r, 0], image, "original" if r == 0 and not narrow else "", "tab:blue")
+        if narrow:
+            axes[r, 0].set_title(label.replace("\n", " ", 1) if name == "all" else label, loc="left", fontsize=8)
+        else:
+            axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center", labelpad=6)
         for c in range(1, ncols):
-            _show(axes[r, c], copies[c - 1], f"copy {c}" if r == 0 else "")
-    fig.suptitle("Each random layer alone at a representative factor, then the lecture's pipeline", fontsize=10)
-    fig.subplots_adjust(left=label_width / fig.get_figwidth(), right=0.99, bottom=0.01,
-                        top=1 - 0.55 / fig.get_figheight(), wspace=0.06, hspace=0.1)  # fmt: skip
+            _show(axes[r, c], copies[c - 1], f"copy {c}" if r == 0 and not narrow else "")
+    if narrow:
+        title = f"Each random layer alone, then the lecture's\npipeline: the original (blue), {ncols - 1} copies"
+    else:
+        title = "Each random layer alone at a representative factor, then the lecture's pipeline"
+    fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(left=max(label_width, 0.05) / fig.get_figwidth(), right=0.99, bottom=0.01,
+                        top=1 - title_height / height, wspace=0.06,
+                        hspace=0.1 + label_height / cell)  # fmt: skip
+    if narrow:
+        for ax in axes[:, 0]:
+            for spine in ax.spines.values():
+                spine.set_color("tab:blue")
     return fig
 
 
@@ -238,4 +256,6 @@ def build_live(images, initial: AugmentSetting = AugmentSetting()):
 def explore_augmentation(images, *, image_index: int = 0):
     """Show the augmentation explorer for ``images``: live widgets with a kernel, a static figure in a build."""
     caption = "Augmentation explorer: each random layer alone, then the lecture's five layers together."
-    return show(lambda: build_live(images), lambda: draw_static(images, image_index=image_index), caption=caption)
+    return show(lambda: build_live(images),
+                lambda narrow=False: draw_static(images, image_index=image_index, narrow=narrow),
+                caption=caption)  # fmt: skip

@@ -244,12 +244,23 @@ def draw_step(result: ConvResult, position: int, axes=None, *, filter_index: int
 STATIC_SETTING = ConvSetting(input_size=7, channels=1, kernel_size=3, stride=2, padding=1, filters=1, seed=2)
 
 
-def draw_static(setting: ConvSetting = STATIC_SETTING, positions=(0, 1, 5, 15)):
-    """The explorer's static figure: the kernel, the output map and the window at a few output positions."""
+EXPLANATION = (
+    "Each output value is the\nsum of the products of the\nkernel with the window\n"
+    "(orange). The window moves\n{stride} cells per step; grey\nzeros are the padding."
+)
+
+
+def draw_static(setting: ConvSetting = STATIC_SETTING, positions=(0, 1, 5, 15), *, narrow: bool = False):
+    """The explorer's static figure: the kernel, the output map and the window at a few output positions.
+
+    ``narrow=True`` stacks the same panels two by two for a phone's screen (see :mod:`cnnbook.widgets`).
+    """
     import matplotlib.pyplot as plt
 
     result = compute(setting)
     positions = [p for p in positions if p < result.positions] or [0]
+    if narrow:
+        return _draw_static_narrow(result, positions)
     ncols = len(positions) + 1
     width = 2.1 * ncols if result.positions else 7.0  # no output: room for the two-line title
     fig, axes = plt.subplots(2, ncols, figsize=(width, 5.8), gridspec_kw={"height_ratios": [1.25, 1]})
@@ -257,18 +268,46 @@ def draw_static(setting: ConvSetting = STATIC_SETTING, positions=(0, 1, 5, 15)):
     k = setting.kernel_size
     _draw_grid(axes[1, 0], result.kernel[..., 0, 0], cmap="Purples", title=f"kernel {k}x{k}")
     axes[0, 0].axis("off")
-    axes[0, 0].text(
-        0.02, 0.5,
-        "Each output value is the\nsum of the products of the\nkernel with the window\n"
-        f"(orange). The window moves\n{setting.stride} cells per step; grey\nzeros are the padding.",
-        fontsize=8, va="center",
-    )  # fmt: skip
+    axes[0, 0].text(0.02, 0.5, EXPLANATION.format(stride=setting.stride), fontsize=8, va="center")
     for col, position in enumerate(positions, start=1):
-        draw_step(result, position, axes=(axes[0, col], axes[1, col]))
-        if result.positions:  # else draw_step's titles say that the kernel does not fit
-            axes[0, col].xaxis.label.set_fontsize(8)  # the sum, readable at the page's width
-            axes[0, col].set_title(f"step {position + 1} of {result.positions}", fontsize=9)
-            axes[1, col].set_title("output map", fontsize=8)
+        _draw_position(result, position, axes[0, col], axes[1, col])
+    fig.tight_layout()
+    return fig
+
+
+def _draw_position(result: ConvResult, position: int, ax_in, ax_out) -> None:
+    """One step of the static figure: the window on the input above, the output map below."""
+    draw_step(result, position, axes=(ax_in, ax_out))
+    if result.positions:  # else draw_step's titles say that the kernel does not fit
+        ax_in.xaxis.label.set_fontsize(8)  # the sum, readable at the page's width
+        ax_in.set_title(f"step {position + 1} of {result.positions}", fontsize=9)
+        ax_out.set_title("output map", fontsize=8)
+
+
+def _draw_static_narrow(result: ConvResult, positions: list[int]):
+    """The static figure for a phone: steps two by two (window on the input, output map below), then the kernel."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    pairs = [positions[i : i + 2] for i in range(0, len(positions), 2)]
+    heights = [1.35, 0.85] * len(pairs) + [0.85]
+    fig, axes = plt.subplots(len(heights), 2, figsize=(3.8, 2.1 * sum(heights) + 0.9),
+                             gridspec_kw={"height_ratios": heights})  # fmt: skip
+    lines = describe(result).replace("  |  ", "\n").splitlines()
+    fig.suptitle("\n".join(textwrap.fill(line, 50) for line in lines), fontsize=8)
+    for row, pair in enumerate(pairs):
+        for col in range(2):
+            ax_in, ax_out = axes[2 * row, col], axes[2 * row + 1, col]
+            if col < len(pair):
+                _draw_position(result, pair[col], ax_in, ax_out)
+            else:
+                ax_in.axis("off")
+                ax_out.axis("off")
+    k = result.setting.kernel_size
+    _draw_grid(axes[-1, 0], result.kernel[..., 0, 0], cmap="Purples", title=f"kernel {k}x{k}")
+    axes[-1, 1].axis("off")
+    axes[-1, 1].text(0.0, 0.5, EXPLANATION.format(stride=result.setting.stride), fontsize=7.5, va="center")
     fig.tight_layout()
     return fig
 

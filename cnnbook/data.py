@@ -159,12 +159,35 @@ def _missing_message(name: str, error: BaseException) -> str:
     )
 
 
-def _announce_standin(requested: str, standin: str, reason: str) -> None:
+READABLE = {
+    "mnist": "MNIST",
+    "fashion_mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "flowers": "the flower photos",
+}
+STANDIN_WORDS = {
+    "digits": "scikit-learn's 1,797 handwritten digits, enlarged to 28x28",
+    "shapes": "procedurally drawn shapes",
+}
+
+
+def _announce_standin(requested: str, standin: str, *, downloaded: bool) -> None:
+    """One notice in plain words: which dataset is missing, what replaces it, what that means for the numbers.
+
+    The download's own error (a URL and a network message) is not shown: ``python -m cnnbook.data fetch NAME``
+    reports it to whoever wants to repair the download.
+    """
+    real = READABLE[requested]
+    why = (
+        f"{real[0].upper()}{real[1:]} could not be downloaded here"
+        if downloaded
+        else f"{real[0].upper()}{real[1:]} was not downloaded (CNNBOOK_STANDIN=1 is set)"
+    )
     announce(
-        f"Stand-in data: '{standin}' is used instead of '{requested}'",
-        f"{reason} The '{standin}' stand-in has the same shapes and dtypes, so every cell runs, but the images, "
-        f"classes and accuracies are not those of {requested}. With internet access (e.g. on Colab) the real "
-        f"dataset is used.",
+        f"Stand-in data: '{standin}' instead of {real}",
+        f"{why}, so this notebook uses the '{standin}' stand-in ({STANDIN_WORDS[standin]}). It gives arrays of "
+        f"the same sizes and types, so every cell runs, but its images, classes and accuracies are not those of "
+        f"{real}. With internet access (e.g. on Colab) {real} itself is used.",
     )
 
 
@@ -177,14 +200,14 @@ def load(name: str, **kwargs) -> Dataset:
         raise ValueError(f"Unknown dataset {name!r}. Available: {', '.join(REAL + STANDINS)}.")
     strict, standin_only = _modes()
     if standin_only:
-        _announce_standin(key, STANDIN_FOR[key], "CNNBOOK_STANDIN=1 is set, so no download was tried.")
+        _announce_standin(key, STANDIN_FOR[key], downloaded=False)
         return _load_standin(STANDIN_FOR[key], requested=key, **kwargs)
     try:
         return _load_real(key, **kwargs)
     except Exception as error:  # keras raises a bare Exception on network failure
         if strict:
             raise DataUnavailableError(_missing_message(key, error)) from error
-        _announce_standin(key, STANDIN_FOR[key], f"The real dataset could not be downloaded ({error}).")
+        _announce_standin(key, STANDIN_FOR[key], downloaded=True)
         return _load_standin(STANDIN_FOR[key], requested=key, **kwargs)
 
 
@@ -224,7 +247,11 @@ class _HeldFirstLine(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def _download_messages_only_when_downloading():
+def quiet_failed_download():
+    """Keras' "Downloading data from URL" line shows only while a download really runs, not before one fails.
+
+    Used around every real dataset loader here, and by lecture 08 around the ImageNet weights of Xception.
+    """
     held = _HeldFirstLine(sys.stdout)
     with contextlib.redirect_stdout(held):
         yield  # on an exception the held line is dropped
@@ -235,7 +262,7 @@ def _load_real(name: str, **kwargs) -> Dataset:
     import keras
 
     if name == "flowers":
-        with _download_messages_only_when_downloading():
+        with quiet_failed_download():
             return _load_flowers(**kwargs)
     if kwargs:
         raise TypeError(f"load({name!r}) takes no options, got {sorted(kwargs)}")
@@ -244,7 +271,7 @@ def _load_real(name: str, **kwargs) -> Dataset:
         "fashion_mnist": keras.datasets.fashion_mnist,
         "cifar10": keras.datasets.cifar10,
     }[name]
-    with _download_messages_only_when_downloading():
+    with quiet_failed_download():
         train, test = loader.load_data()
     return Dataset(train, test, requested=name, name=name, class_names=CLASS_NAMES[name])
 

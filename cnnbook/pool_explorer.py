@@ -158,17 +158,27 @@ def draw_step(x, kind: str = "max", window: int = 2, stride: int = 2, padding: s
     return fig
 
 
-def draw_static():
-    """The lecture's 4x4 example: the four 2x2 windows (stride 2) in colour, and the max and average outputs."""
+def draw_static(*, narrow: bool = False):
+    """The lecture's 4x4 example: the four 2x2 windows (stride 2) in colour, and the max and average outputs.
+
+    ``narrow=True`` puts the input above the two outputs, for a phone's screen (see :mod:`cnnbook.widgets`).
+    """
     import matplotlib.pyplot as plt
 
     x = SEED_GRID
     pooled = {kind: keras_pool(x, kind, 2, 2, "valid") for kind in KINDS}
     corners = window_corners(x.shape, 2, 2, "valid")
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1.6, 1, 1]})
+    if narrow:
+        fig = plt.figure(figsize=(3.8, 6.4))
+        grid = fig.add_gridspec(2, 2, height_ratios=[1.6, 1])
+        axes = [fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])]
+        output_title = "{kind} pooling:\noutput 2x2"
+    else:
+        fig, axes = plt.subplots(1, 3, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1.6, 1, 1]})
+        output_title = "{kind} pooling: output 2x2"
     _grid(axes[0], x, title="input 4x4, four 2x2 windows")
     for k, kind in enumerate(KINDS, start=1):
-        _grid(axes[k], pooled[kind], title=f"{kind} pooling: output 2x2", fmt="{:.3g}")
+        _grid(axes[k], pooled[kind], title=output_title.format(kind=kind), fmt="{:.3g}")
     for n, (i, j) in enumerate(np.ndindex(*pooled["max"].shape)):
         colour = COLOURS[n % len(COLOURS)]
         top, left = corners[i, j]
@@ -180,7 +190,8 @@ def draw_static():
         for ax in axes[1:]:
             ax.add_patch(_rect((i, j), 1, 1, face=colour, edge="none", alpha=0.3))
             ax.add_patch(_rect((i, j), 1, 1, edge=colour))
-    fig.suptitle("Pooling with a 2x2 window and stride 2 (red frames: the maxima that max pooling keeps)")
+    title = "Pooling with a 2x2 window and stride 2 (red frames: the maxima that max pooling keeps)"
+    fig.suptitle(title.replace(" (", "\n(") if narrow else title, fontsize=10 if narrow else None)
     fig.tight_layout()
     return fig
 

@@ -21,8 +21,11 @@ NAMES = ("smoke", "cpu", "gpu")
 class Profile:
     """A training budget.
 
-    ``max_epochs``, ``max_train_samples`` and ``max_test_samples`` cap what a lecture asks for; ``None`` means
-    no cap (the lecture's full value is used).
+    ``max_epochs`` is the longest training run, in epochs, that any lecture makes under this profile (a cell
+    chooses its own count, e.g. with :meth:`pick`, and :func:`cnnbook.training.train_and_report` refuses a run
+    over the cap, so the banner that :func:`cnnbook.setup` prints stays true). ``short_epochs`` is what
+    :meth:`epochs` cuts a lecture's full-scale epoch count to. ``max_train_samples`` and ``max_test_samples`` cap
+    the examples a lecture takes. ``None`` means no cap (the lecture's full value is used).
     """
 
     name: str
@@ -30,12 +33,24 @@ class Profile:
     max_train_samples: int | None
     max_test_samples: int | None
     meaning: str
+    short_epochs: int | None = None
 
     def epochs(self, full: int) -> int:
         """The number of epochs to train when the lecture's full-scale value is ``full``."""
         if full < 1:
             raise ValueError(f"epochs must be at least 1, got {full}")
-        return full if self.max_epochs is None else min(full, self.max_epochs)
+        cut = self.short_epochs if self.short_epochs is not None else self.max_epochs
+        return full if cut is None else min(full, cut)
+
+    def check_epochs(self, epochs: int) -> int:
+        """``epochs`` itself when this profile allows a run that long; otherwise a ``ValueError`` that says why."""
+        if self.max_epochs is not None and epochs > self.max_epochs:
+            raise ValueError(
+                f"profile '{self.name}' allows at most {self.max_epochs} epochs per run (the cap setup() prints), "
+                f"but this run asks for {epochs}. Ask for fewer in the cell (profile.pick(...) or "
+                f"profile.epochs(n)), or raise max_epochs of '{self.name}' in cnnbook/profiles.py."
+            )
+        return epochs
 
     def n_train(self, full: int) -> int:
         """How many training examples to use out of ``full`` available."""
@@ -67,10 +82,10 @@ class Profile:
         return x[:n], y[:n]
 
     def budget(self) -> str:
-        """The caps of this profile in words, e.g. ``at most 1 epoch(s), at most 1,000 training examples``."""
+        """The caps of this profile in words, e.g. ``up to 20 epochs per run, at most 1,000 training examples``."""
         caps = []
         if self.max_epochs is not None:
-            caps.append(f"at most {self.max_epochs} epoch(s)")
+            caps.append(f"up to {self.max_epochs} epochs per run")
         if self.max_train_samples is not None:
             caps.append(f"at most {self.max_train_samples:,} training examples")
         if self.max_test_samples is not None:
@@ -85,7 +100,8 @@ class Profile:
 PROFILES = {
     "smoke": Profile(
         "smoke",
-        max_epochs=1,
+        max_epochs=20,  # lecture 05's early-stopping run; most runs take 1 to 8
+        short_epochs=1,
         max_train_samples=1_000,
         max_test_samples=500,
         meaning=(
@@ -95,12 +111,13 @@ PROFILES = {
     ),
     "cpu": Profile(
         "cpu",
-        max_epochs=3,
+        max_epochs=40,  # lecture 05's early-stopping run; a lecture's full count is cut to 3
+        short_epochs=3,
         max_train_samples=12_000,
         max_test_samples=2_000,
         meaning=(
-            "a laptop budget, minutes per notebook. Models are trained on subsets for few epochs, so "
-            "accuracies are lower than full-scale ones."
+            "a laptop budget, minutes per notebook. Models are trained on subsets and for fewer epochs than "
+            "at full scale, so accuracies are lower than full-scale ones."
         ),
     ),
     "gpu": Profile(

@@ -6,9 +6,11 @@ device, and returns the active :class:`~cnnbook.profiles.Profile`.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import random
+import sys
 import textwrap
 
 from . import profiles
@@ -21,6 +23,35 @@ def prepare_environment() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     # TensorFlow's C++ start-up and graph-rewrite log lines are noise on a page; real failures still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def widen_kernel_terminal() -> None:
+    """In a notebook kernel, 120 columns for what sizes itself to the terminal (Keras' model summaries).
+
+    A kernel has no terminal and would get 80 columns, which cuts the "Connected to" column of a functional
+    model's summary ("input_layer[0]…"). Elsewhere (a terminal, a script, the grading tools) nothing changes.
+    """
+    if "ipykernel" in sys.modules and "COLUMNS" not in os.environ:
+        os.environ["COLUMNS"] = "120"
+
+
+class DropRetracingWarnings(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning.
+
+    Lectures train several fresh models one after another (a comparison, a few seeds); each new model traces its
+    own training step once, and TensorFlow counts those first traces as retracing and warns about a mistake the
+    notebook does not make. Other TensorFlow warnings still show.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def quiet_retracing_warnings() -> None:
+    """Install :class:`DropRetracingWarnings` on TensorFlow's logger (once)."""
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, DropRetracingWarnings) for f in logger.filters):
+        logger.addFilter(DropRetracingWarnings())
 
 
 def seed_everything(seed: int = DEFAULT_SEED, *, deterministic_ops: bool = True) -> None:
@@ -68,6 +99,8 @@ def setup(seed: int | None = None, *, profile: str | None = None, quiet: bool = 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     active = profiles.resolve(profile, gpu_available=gpu)
     seed_everything(seed, deterministic_ops=not gpu)
+    quiet_retracing_warnings()
+    widen_kernel_terminal()
     from .viz import use_style
 
     use_style()

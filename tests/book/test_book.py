@@ -52,7 +52,7 @@ def test_lecture_executed_under_smoke_without_errors(built_book, path, record_pr
     print(f"{path.name}: executed in {seconds:.1f} s under the smoke profile")
     page = (HTML / "notebooks" / f"{path.stem}.html").read_text(encoding="utf-8")
     assert "cell_output" in page, "the page shows no executed output"
-    assert "Profile    : smoke: at most 1 epoch" in html.unescape(page), "setup() output missing"
+    assert "Profile    : smoke: up to 20 epochs per run" in html.unescape(page), "setup() output missing"
     assert "Traceback" not in page
 
 

@@ -2,10 +2,12 @@
 
 ``_build/html`` is served on loopback and every page of the table of contents is opened as a reader would: it
 loads with no console error, no script error and no failed request, its links lead to pages and anchors that
-exist, its images load, its math is typeset by the MathJax that the site serves itself, notebook pages carry a
-Colab link to their own notebook, explorers show their static figures, and the search page finds a page by a
-word only that page holds. Nothing is fetched from outside: a request to another host is blocked and reported,
-so the site is known to work offline. Screenshots of a few pages land in ``_build/screenshots/``.
+exist, its images load, its math is typeset by the MathJax that the site serves itself, it has a favicon, its
+outputs show no Markdown table as lines of pipes, no NumPy scalar repr and no TensorFlow warning, notebook pages
+carry a Colab link to their own notebook, explorers show their static figures, and the search page finds a page
+by a word only that page holds. On a phone's screen (390 px) no page scrolls sideways and the explorers' figures
+stay legible. Nothing is fetched from outside: a request to another host is blocked and reported, so the site is
+known to work offline. Screenshots of a few pages at both widths land in ``_build/screenshots/``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+PHONE = (390, 844)  # a phone held upright, in CSS pixels
 PAGES = toc_files()
 NOTEBOOK_PAGES = [entry for entry in PAGES if (ROOT / f"{entry}.ipynb").exists()]
 EXPLORER_CALL = re.compile(r"\bexplore_\w+\(")
@@ -208,6 +211,40 @@ RAW_MATH = r"""
 """
 
 
+# What a reader must not meet in a page's text (code cells' own source aside). Each entry: the JavaScript regular
+# expression, where it is looked for ("outputs": cell outputs only; "page": all text but code cells' source), and
+# what it means.
+RAW_TEXT_CHECKS = [
+    (r"\|\s*:?(-{3,}|[\u2013\u2014]+):?\s*\|\s*:?(-{3,}|[\u2013\u2014]+):?\s*\|", "page",
+     "a Markdown table shown as lines of pipes"),
+    (r"\bnp\.(float|int|uint|bool|complex|str_)\w*\(", "outputs", "a NumPy scalar repr such as np.float32(0.25)"),
+    (r"triggered tf\.function retracing", "outputs", "TensorFlow's retracing warning"),
+    (r"URL fetch failure|\[Errno|could not be downloaded \(", "outputs", "a raw download error"),
+]  # fmt: skip
+RAW_TEXT = r"""
+checks => {
+  const root = document.querySelector("main") || document.body;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const found = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const element = node.parentElement;
+    if (element.closest(".cell_input, script, style")) continue;
+    const output = element.closest(".cell_output") !== null;
+    if (!output && element.closest("div[class*='highlight']")) continue;  // a code block in the prose
+    for (const [pattern, where, meaning] of checks) {
+      if (where === "outputs" && !output) continue;
+      const match = new RegExp(pattern).exec(node.textContent);
+      if (match) {
+        const start = Math.max(0, match.index - 40);
+        found.push(`${meaning}: ...${node.textContent.slice(start, match.index + 80).replace(/\s+/g, " ")}...`);
+      }
+    }
+  }
+  return [...new Set(found)].slice(0, 10);
+}
+"""
+
+
 @pytest.mark.parametrize("entry", PAGES)
 def test_page_loads_cleanly_with_working_links_images_and_math(browser, site, entry):
     context, page, visit = open_page(browser, site, f"{entry}.html")
@@ -220,6 +257,8 @@ def test_page_loads_cleanly_with_working_links_images_and_math(browser, site, en
         raw_math = page.evaluate(RAW_MATH)
         titles = page.eval_on_selector_all("h1", VISIBLE_TEXTS)
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        raw_text = page.evaluate(RAW_TEXT, RAW_TEXT_CHECKS)
+        icons = page.eval_on_selector_all("link[rel~='icon']", "links => links.map(link => link.href)")
     finally:
         context.close()
     problems = [
@@ -235,9 +274,72 @@ def test_page_loads_cleanly_with_working_links_images_and_math(browser, site, en
         # One title: a Markdown line that starts with "# " (say, a wrapped "# of ...") becomes a second one.
         f"{len(titles)} titles: {titles}" if len(titles) != 1 else "",
         f"the page scrolls sideways by {overflow} px" if overflow > 0 else "",
+        "shown as raw text:\n  " + "\n  ".join(raw_text) if raw_text else "",
+        "no favicon" if not icons else "",
+        *(f"favicon {icon} is not in the site" for icon in icons if not local_file(site, icon).is_file()),
     ]
     problems = [problem for problem in problems if problem]
     assert not problems, f"{visit.url}:\n" + "\n".join(problems)
+
+
+# Elements that stick out of the screen without a box of their own that scrolls or clips them: what makes a page
+# scroll sideways. (The theme's closed side drawers sit off-screen on purpose.)
+WIDER_THAN_SCREEN = """
+() => {
+  const found = [];
+  for (const element of document.querySelectorAll("main *")) {
+    const box = element.getBoundingClientRect();
+    if (box.width === 0 || box.right <= window.innerWidth + 1) continue;
+    if (element.closest(".bd-sidebar-primary, .bd-sidebar-secondary")) continue;
+    let parent = element.parentElement, held = false;
+    for (; parent && parent !== document.body; parent = parent.parentElement) {
+      held = ["auto", "scroll", "hidden", "clip"].includes(getComputedStyle(parent).overflowX);
+      if (held) break;
+    }
+    const what = `<${element.tagName.toLowerCase()} class="${element.className}">`;
+    if (!held) found.push(`${what} to ${Math.round(box.right)} px: ${element.textContent.trim().slice(0, 60)}`);
+  }
+  return found.slice(0, 8);
+}
+"""
+
+
+@pytest.mark.parametrize("entry", PAGES)
+def test_page_fits_a_phone_screen(browser, site, entry):
+    """At 390 px no page scrolls sideways: tables and code may scroll inside their own box, the page may not."""
+    context, page, visit = open_page(browser, site, f"{entry}.html", viewport=PHONE)
+    try:
+        goto(page, visit)
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        sticking_out = page.evaluate(WIDER_THAN_SCREEN) if overflow > 0 else []
+    finally:
+        context.close()
+    where = "\n  ".join(sticking_out)
+    assert overflow <= 0, f"{visit.url} scrolls sideways by {overflow} px on a phone:\n  {where}"
+    assert not visit.console_errors and not visit.page_errors and not visit.failed, visit
+
+
+@pytest.mark.parametrize("entry", WIDGET_PAGES)
+def test_explorer_figures_are_legible_on_a_phone(browser, site, entry):
+    """On a phone each explorer shows a figure drawn for it: at no less than 3/4 of its natural size (a figure's
+    natural size is 100 px per inch, so its 8-point labels stay at least 8 px high), not a wide figure shrunk."""
+    context, page, visit = open_page(browser, site, f"{entry}.html", viewport=PHONE)
+    try:
+        goto(page, visit)
+        cells = page.locator("div.cell").filter(has=page.locator(".cell_input", has_text=EXPLORER_CALL))
+        shown = []
+        for i in range(cells.count()):
+            figure = cells.nth(i).locator(".cell_output img").first
+            figure.scroll_into_view_if_needed()
+            natural = figure.evaluate("img => img.naturalWidth")  # density-corrected: CSS px at 100 %
+            shown.append((figure.is_visible(), figure.bounding_box(), natural))
+    finally:
+        context.close()
+    assert len(shown) == explorer_calls(entry), f"{len(shown)} explorer cells on the page"
+    for visible, box, natural in shown:
+        assert visible and box and natural > 0, f"figure not shown: {box}, natural width {natural}"
+        scale = box["width"] / natural
+        assert scale >= 0.75, f"the figure is drawn at {scale:.0%} of its size ({natural} px in {box['width']} px)"
 
 
 def test_site_root_opens_the_introduction(browser, site):
@@ -377,31 +479,34 @@ def test_search_finds_the_one_page_with_a_word(browser, site, entry):
     assert not visit.external and not visit.failed and not visit.console_errors and not visit.page_errors, visit
 
 
-# Pages a person looks at after a change: the front page, a lecture with training plots and logs, an explorer,
-# an assignment, and search results.
+# Pages a person looks at after a change: the front page, a lecture with training plots, tables and logs, an
+# explorer, transfer learning (notices, a wide catalogue table), an assignment, and search results.
 SCREENSHOT_PAGES = {
     "home": "book/intro.html",
     "lecture": "notebooks/06_keras_cnns.html",
     "widget": "notebooks/02_convolution.html",
+    "transfer": "notebooks/08_transfer_learning.html",
     "assignment": "release/a4_keras_cnn/a4_keras_cnn.html",
     "search": "search.html?q=pooling",
 }
 
 
 def test_screenshots(browser, site):
-    """Full-page screenshots into ``_build/screenshots/`` (artifacts for a person to look at)."""
+    """Full-page screenshots into ``_build/screenshots/``, at 1280 px (``NAME.png``) and on a phone
+    (``NAME-phone.png``): artifacts for a person to look at."""
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     SCREENSHOTS.mkdir(parents=True)
     for name, path in SCREENSHOT_PAGES.items():
-        context, page, visit = open_page(browser, site, path)
-        try:
-            goto(page, visit)
-            if name == "search":
-                page.wait_for_function(
-                    "() => /Search finished/.test("
-                    "document.querySelector('#search-results p.search-summary')?.innerText || '')"
-                )
-            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-        finally:
-            context.close()
-        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, name
+        for suffix, viewport in (("", (1280, 900)), ("-phone", PHONE)):
+            context, page, visit = open_page(browser, site, path, viewport=viewport)
+            try:
+                goto(page, visit)
+                if name == "search":
+                    page.wait_for_function(
+                        "() => /Search finished/.test("
+                        "document.querySelector('#search-results p.search-summary')?.innerText || '')"
+                    )
+                page.screenshot(path=str(SCREENSHOTS / f"{name}{suffix}.png"), full_page=True)
+            finally:
+                context.close()
+            assert (SCREENSHOTS / f"{name}{suffix}.png").stat().st_size > 10_000, name + suffix

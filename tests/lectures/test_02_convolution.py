@@ -194,7 +194,10 @@ def test_explorer_builds_and_draws(monkeypatch):
     assert live.children  # sliders, summary, step-through and canvas
     fig = ce.draw_static()
     assert len(fig.axes) >= 5
+    narrow = ce.draw_static(narrow=True)  # for a phone: the same panels, stacked two by two
+    assert narrow.get_figwidth() <= 4 < fig.get_figwidth() and len(narrow.axes) == len(fig.axes)
     plt.close(fig)
+    plt.close(narrow)
 
     # The static setting of the source lecture's puzzle: 7x7 input, 3x3 kernel, stride 2, padding 1.
     result = ce.compute(ce.STATIC_SETTING)

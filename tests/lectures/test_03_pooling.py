@@ -148,7 +148,10 @@ def test_explorer_builds_and_draws(lecture):
     assert isinstance(live, ipywidgets.VBox)
     figure = pool_explorer.draw_static()
     assert isinstance(figure, Figure) and len(figure.axes) == 3
+    narrow = pool_explorer.draw_static(narrow=True)  # for a phone: the input above the two outputs
+    assert narrow.get_figwidth() <= 4 < figure.get_figwidth() and len(narrow.axes) == 3
     plt.close(figure)
+    plt.close(narrow)
     rng = np.random.default_rng(1)
     for kind in pool_explorer.KINDS:
         for padding in pool_explorer.PADDINGS:

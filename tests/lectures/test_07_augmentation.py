@@ -90,7 +90,12 @@ def test_explorer_builds_and_draws():
     assert type(live).__name__ == "VBox"
     fig = ae.draw_static(images)
     assert len(fig.axes) == 7 * (ae.STATIC_SETTING.copies + 1)  # six layers alone + the lecture's five together
+    narrow = ae.draw_static(images, narrow=True)  # for a phone: fewer copies, the row labels above the rows
+    assert len(narrow.axes) == 7 * (ae.NARROW_COPIES + 1) and narrow.get_figwidth() <= 4
+    labels = [ax.get_title(loc="left") for ax in narrow.axes[:: ae.NARROW_COPIES + 1]]
+    assert labels[0].startswith("RandomFlip") and labels[-1].startswith("the lecture's")
     plt.close(fig)
+    plt.close(narrow)
     copies = ae.augmented_copies(floats[0], ae.AugmentSetting(copies=3))
     assert copies.shape == (3, 24, 24, 3) and 0.0 <= copies.min() and copies.max() <= 1.0
     none = ae.AugmentSetting(flip="none", rotation=0, translation=0, zoom=0, brightness=0, contrast=0, copies=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import keras
@@ -35,7 +36,51 @@ def test_profile_budgets_cap_and_pick():
     assert cpu.pick(smoke=1, cpu=2, gpu=3) == 2
     with pytest.raises(ValueError, match="missing"):
         cpu.pick(smoke=1, gpu=3)
-    assert "1 epoch" in smoke.describe() and "full datasets" in gpu.describe()
+    assert "up to 20 epochs per run" in smoke.describe() and "full datasets" in gpu.describe()
+
+
+def test_profile_cap_on_epochs_is_what_the_banner_says():
+    """The banner's "up to N epochs per run" is a cap: a run over it is refused with a message that says what to
+    do, and the lectures' own cut (``epochs(full)``) stays under it."""
+    for profile in profiles.PROFILES.values():
+        if profile.max_epochs is None:
+            assert profile.check_epochs(500) == 500 and "epochs" in profile.budget()
+            continue
+        assert f"up to {profile.max_epochs} epochs per run" in profile.budget()
+        assert profile.epochs(10_000) <= profile.max_epochs
+        assert profile.check_epochs(profile.max_epochs) == profile.max_epochs
+        with pytest.raises(ValueError, match=f"at most {profile.max_epochs} epochs per run.*profile.pick"):
+            profile.check_epochs(profile.max_epochs + 1)
+
+
+def _tiny_classifier():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_train_and_report_refuses_a_run_over_the_profiles_cap(capsys):
+    smoke = profiles.PROFILES["smoke"]
+    x, y = np.zeros((8, 4), "float32"), np.zeros(8, "int32")
+    with pytest.raises(ValueError, match="allows at most 20 epochs"):
+        cnnbook.training.train_and_report(_tiny_classifier(), (x, y), test=(x, y), profile=smoke, data="zeros",
+                                          epochs=21)  # fmt: skip
+    assert capsys.readouterr().out == "", "nothing was trained or reported"
+
+
+def test_train_and_report_names_the_split_it_measured(capsys):
+    """A dataset without a test split is evaluated on its validation data: the line says so (lecture 08)."""
+    smoke = profiles.PROFILES["smoke"]
+    x, y = np.zeros((8, 4), "float32"), np.zeros(8, "int32")
+    held_out = (x[:4], y[:4])
+    tested = cnnbook.training.train_and_report(_tiny_classifier(), (x, y), test=(x, y), validation=held_out,
+                                               profile=smoke, data="zeros", epochs=1)  # fmt: skip
+    validated = cnnbook.training.train_and_report(_tiny_classifier(), (x, y), test=held_out, validation=held_out,
+                                                  profile=smoke, data="zeros", epochs=1)  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert tested.split == "test" and out[0].startswith("test accuracy ")
+    assert validated.split == "validation" and out[2].startswith("validation accuracy ")
+    assert not any("test accuracy" in line for line in out[2:])
 
 
 # ------------------------------------------------------------------------------------------------------ setup
@@ -67,7 +112,31 @@ def test_setup_reports_versions_device_and_profile(capsys):
     for field in ("Python", "TensorFlow", "Keras", "Device", "Seed", "Profile"):
         assert field in out
     assert keras.__version__ in out
-    assert "Profile    : cpu: at most 3 epoch(s)" in out
+    assert "Profile    : cpu: up to 40 epochs per run" in out
+
+
+def test_setup_drops_tensorflows_retracing_warning_only(capsys):
+    """Lectures train fresh models in a loop; TensorFlow's warning about retracing would be a false alarm."""
+    import logging
+
+    cnnbook.setup(profile="smoke", quiet=True)
+    cnnbook.setup(profile="smoke", quiet=True)  # a second setup adds no second filter
+    logger = logging.getLogger("tensorflow")
+    assert sum(isinstance(f, cnnbook.runtime.DropRetracingWarnings) for f in logger.filters) == 1
+    message = "%d out of the last %d calls to %s triggered tf.function retracing. Tracing is expensive"
+    record = logger.makeRecord("tensorflow", logging.WARNING, __file__, 1, message, (5, 31, "f"), None)
+    other = logger.makeRecord("tensorflow", logging.WARNING, __file__, 1, "a real warning", (), None)
+    assert not logger.filter(record) and logger.filter(other)
+
+
+def test_a_notebook_kernel_gets_a_wide_terminal_for_model_summaries(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    cnnbook.runtime.widen_kernel_terminal()
+    assert "COLUMNS" not in os.environ, "a terminal or a script keeps its own width"
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)
+    cnnbook.runtime.widen_kernel_terminal()
+    assert os.environ["COLUMNS"] == "120"
 
 
 # ------------------------------------------------------------------------------------------- datasets
@@ -133,8 +202,12 @@ def test_missing_dataset_falls_back_to_standin_with_notice(monkeypatch, capsys):
     _offline(monkeypatch, keras.datasets.cifar10)
     ds = data.load("cifar10")
     out = capsys.readouterr().out
-    assert "Stand-in data: 'shapes' is used instead of 'cifar10'" in out
+    assert "Stand-in data: 'shapes' instead of CIFAR-10" in out
+    assert "CIFAR-10 could not be downloaded here, so this notebook uses the 'shapes' stand-in" in out
     assert "Downloading data from" not in out, "a download that never happened is announced"
+    for raw in ("URL fetch failure", "Errno", "example.invalid", "Exception"):
+        assert raw not in out, f"the notice shows the raw network error ({raw})"
+    assert out.count("CIFAR-10 could not be downloaded") == 1
     assert ds.is_standin and ds.name == "shapes" and ds.requested == "cifar10"
     (x, y), _ = ds
     assert x.shape[1:] == (32, 32, 3) and y.shape[1:] == (1,)
@@ -179,7 +252,9 @@ def test_standin_switch_does_not_touch_the_network(monkeypatch, capsys):
 
     monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", must_not_be_called)
     ds = data.load("fashion_mnist")
-    assert ds.name == "digits" and "instead of 'fashion_mnist'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert ds.name == "digits" and "'digits' instead of Fashion-MNIST" in out
+    assert "Fashion-MNIST was not downloaded (CNNBOOK_STANDIN=1 is set)" in out
 
 
 def test_contradictory_switches_and_unknown_names(monkeypatch):
@@ -213,6 +288,32 @@ def test_flowers_standin_goes_through_the_folder_loader(monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------ plots
+
+
+def test_static_explorer_picture_has_a_figure_for_phones():
+    """The site's explorer figure is a ``<picture>``: the narrow figure (twice the density) on narrow screens."""
+    import base64
+    import re
+
+    import matplotlib.pyplot as plt
+
+    from cnnbook import widgets
+
+    wide, narrow = plt.figure(figsize=(10, 3)), plt.figure(figsize=(3.8, 6))
+    for figure in (wide, narrow):
+        figure.add_subplot().plot([0, 1])
+    picture = widgets.picture_html(wide, narrow, 'a "quoted" caption')
+    plt.close(wide)
+    plt.close(narrow)
+    source = re.search(r'<source media="\(max-width: 640px\)" srcset="data:image/png;base64,(\S+) 2x">', picture)
+    image = re.search(r'<img src="data:image/png;base64,(\S+)" alt="a &quot;quoted&quot; caption"', picture)
+    assert picture.startswith("<picture") and source and image
+
+    def png_width(encoded: str) -> int:
+        return int.from_bytes(base64.b64decode(encoded)[16:20], "big")  # the IHDR chunk
+
+    assert png_width(source.group(1)) <= 2 * 400, "the narrow figure fits a phone at twice the density"
+    assert png_width(image.group(1)) > 700, "the wide figure keeps its size (100 px per inch)"
 
 
 def test_plots_have_titles_and_labels():
