@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv sandbox browser postgres book release test lint pytest clean
+.PHONY: venv sandbox browser postgres book linkcheck public-mirror release test lint pytest clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,19 @@ $(STAMP): requirements.txt pyproject.toml
 ## Build the site into _build/html, executing every lecture notebook (profile from CNNBOOK_PROFILE, default auto).
 book: $(STAMP)
 	$(PY) -m tools.book build
+
+## Check every external link of the book with Sphinx's linkcheck, executing no notebook; fails on a broken one.
+## The weekly workflow .github/workflows/linkcheck.yml runs it. Report: _build/linkcheck/_build/html/output.txt.
+linkcheck: $(STAMP)
+	$(PY) -m tools.book linkcheck
+
+## The public mirror of a graded course: what students need (lectures, book pages, release/, cnnbook, the build
+## and its workflows), none of source/, autograder/, tests/ or the instructors' pages, pointed at URL:
+##   make public-mirror DIR=../cnn-course-public URL=https://github.com/OWNER/cnn-course-public
+## URL may be left out when DIR already holds a mirror. README: "A public mirror for a graded course".
+public-mirror: $(STAMP)
+	@test -n "$(DIR)" || { echo "usage: make public-mirror DIR=path/to/mirror [URL=https://github.com/OWNER/REPO]" >&2; exit 2; }
+	$(PY) -m tools.mirror "$(DIR)" $(if $(URL),--repository "$(URL)")
 
 ## Generate the student versions release/<a>/<a>.ipynb from source/ with nbgrader (no gradebook is written).
 ## Commit the result: Colab opens release/, and a test fails when it differs from what this target makes.

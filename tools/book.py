@@ -2,8 +2,10 @@
 
 Run from the repository root: ``python -m tools.book build`` builds the site with Jupyter Book 1 (``make book``
 calls it); ``python -m tools.book set-repository URL`` moves the course to another repository address;
-``python -m tools.book first-cell`` writes the standard first cell into every lecture and assignment source after
-:data:`FIRST_CELL` changed.
+``python -m tools.book check-repository`` fails while that address is still the placeholder (the publishing
+workflow runs it); ``python -m tools.book linkcheck`` checks the book's external links without executing anything
+(``make linkcheck``); ``python -m tools.book first-cell`` writes the standard first cell into every lecture and
+assignment source after :data:`FIRST_CELL` changed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+
+import yaml
 
 from cnnbook import profiles
 
@@ -25,6 +30,10 @@ CONFIG = ROOT / "_config.yml"
 BUILD = ROOT / "_build"
 CACHE = BUILD / ".jupyter_cache"
 STAMP = BUILD / ".execution-stamp.json"
+LINKCHECK = BUILD / "linkcheck"
+# The address the course ships with. A site built with it has Colab buttons and first cells that point at a
+# repository that is not the course's: `set-repository` replaces it before anything is published.
+PLACEHOLDER_REPOSITORY = "https://github.com/your-org/cnn-course"
 
 FIRST_CELL = """\
 # Standard first cell. On Colab: install the course helpers, the package cnnbook alone (it has its own
@@ -50,6 +59,30 @@ def repository_url(config: pathlib.Path = CONFIG) -> str:
     if not match:
         raise ValueError(f"{config} has no repository.url")
     return match.group(1)
+
+
+def repository_warning(config: pathlib.Path = CONFIG) -> str | None:
+    """The warning to show while ``repository.url`` in ``config`` is still :data:`PLACEHOLDER_REPOSITORY`, else
+    None."""
+    if repository_url(config).rstrip("/") != PLACEHOLDER_REPOSITORY:
+        return None
+    return (
+        f"WARNING: repository.url in _config.yml is still the placeholder {PLACEHOLDER_REPOSITORY}.\n"
+        "The site's Colab buttons and every notebook's first cell point at a repository that is not the\n"
+        "course's: do not publish this build. Run\n"
+        "    python -m tools.book set-repository https://github.com/OWNER/REPOSITORY\n"
+        "with the repository students open the notebooks from, then `make release`, and commit\n"
+        "(README: Publishing the site)."
+    )
+
+
+def print_repository_warning(config: pathlib.Path = CONFIG) -> bool:
+    """Print :func:`repository_warning` in a frame to stderr, if there is one; return whether there was."""
+    warning = repository_warning(config)
+    if warning:
+        rule = "!" * 100
+        print(f"\n{rule}\n{warning}\n{rule}\n", file=sys.stderr, flush=True)
+    return warning is not None
 
 
 def first_cell_source(repository: str | None = None) -> str:
@@ -120,8 +153,10 @@ def build(profile_name: str | None = None, extra_args: list[str] | None = None) 
     """Build the book into ``_build/html``; returns Jupyter Book's exit status.
 
     The execution cache is reused only when the profile and the helper library are those it was made with;
-    otherwise it is cleared and every notebook runs again.
+    otherwise it is cleared and every notebook runs again. While ``repository.url`` is the placeholder the build
+    still runs, framed by a warning not to publish it.
     """
+    placeholder = print_repository_warning()
     profile = profiles.resolve(profile_name)
     env = dict(os.environ, CNNBOOK_PROFILE=profile.name)
     # Run kernels with this environment's Python even when a user-wide "python3" kernel points elsewhere.
@@ -148,6 +183,47 @@ def build(profile_name: str | None = None, extra_args: list[str] | None = None) 
             "_build/html/reports/. Fix it, then run `make book` again (executed notebooks are cached).",
             file=sys.stderr,
         )
+    if placeholder:
+        print_repository_warning()
+    return status
+
+
+def linkcheck_config(config: pathlib.Path = CONFIG) -> dict:
+    """``config`` as a link check reads it: no notebook is executed (the links are in the text, not in outputs),
+    local extensions are named by absolute path (the file is written outside the book), and a link gets retries
+    before it counts as broken (a server that never answers counts as a timeout, which fails the check too)."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data.setdefault("execute", {})["execute_notebooks"] = "off"
+    sphinx = data.setdefault("sphinx", {})
+    extensions = sphinx.get("local_extensions") or {}
+    sphinx["local_extensions"] = {name: str((config.parent / path).resolve()) for name, path in extensions.items()}
+    sphinx.setdefault("config", {}).update(
+        linkcheck_retries=3, linkcheck_timeout=30, linkcheck_report_timeouts_as_broken=False
+    )
+    return data
+
+
+def linkcheck(root: pathlib.Path = ROOT) -> int:
+    """Check every external link of the book in ``root`` with Sphinx's linkcheck builder, executing nothing;
+    returns its exit status, non-zero when a link is broken. The report lands in ``_build/linkcheck``."""
+    jb = pathlib.Path(sys.executable).with_name("jupyter-book")
+    output = root / LINKCHECK.relative_to(ROOT)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = pathlib.Path(tmp) / "_config.yml"
+        config.write_text(
+            yaml.safe_dump(linkcheck_config(root / "_config.yml"), sort_keys=False), encoding="utf-8"
+        )
+        command = [str(jb), "build", str(root), "--builder", "linkcheck", "--config", str(config),
+                   "--path-output", str(output), "--keep-going"]  # fmt: skip
+        status = subprocess.run(command, cwd=root, check=False).returncode
+    report = output / "_build" / "html" / "output.txt"
+    if status != 0:
+        print(
+            f"Broken or unreachable links ([broken] and [timeout] in {report.relative_to(root)}): fix or remove "
+            "each, or, for a site that refuses robots, add it to linkcheck_ignore under sphinx.config in "
+            "_config.yml.",
+            file=sys.stderr,
+        )
     return status
 
 
@@ -158,10 +234,20 @@ def main(argv=None) -> int:
     b.add_argument("--profile", choices=[*profiles.NAMES, "auto"], help="overrides CNNBOOK_PROFILE")
     s = sub.add_parser("set-repository", help="set the course's repository URL everywhere")
     s.add_argument("url")
+    c = sub.add_parser("check-repository", help="fail while repository.url is the placeholder (before publishing)")
+    c.add_argument("--config", type=pathlib.Path, default=CONFIG, help="the book's _config.yml")
+    sub.add_parser("linkcheck", help="check the book's external links, executing no notebook")
     sub.add_parser("first-cell", help="write the standard first cell into every lecture and assignment source")
     args = parser.parse_args(argv)
     if args.command == "build":
         return build(args.profile)
+    if args.command == "check-repository":
+        if print_repository_warning(args.config):
+            return 1
+        print(f"repository.url: {repository_url(args.config)}")
+        return 0
+    if args.command == "linkcheck":
+        return linkcheck()
     changed = set_repository(args.url) if args.command == "set-repository" else write_first_cells()
     for path in changed:
         print(f"updated {path.relative_to(ROOT)}")
