@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 
@@ -85,7 +86,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pattern",
         help="a regular expression with the named groups student_id and, optionally, "
-        "timestamp and late, matched against each file's path inside the export",
+        "timestamp, late, uid and upload_id, matched against each file's path inside the export",
     )
     p.add_argument(
         "--due",
@@ -93,6 +94,11 @@ def parser() -> argparse.ArgumentParser:
         "timestamps are flagged late (nbgrader computes the late penalty when grading)",
     )
     p.add_argument("--dry-run", action="store_true", help="report what would be collected; write nothing")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="collect even when most notebooks do not look like the assignment (none of its graded cells)",
+    )
 
     p = sub.add_parser(
         "grade",
@@ -159,6 +165,7 @@ def main(argv=None) -> int:
         err.print(f"[bold red]error:[/] {error}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
+        logging.disable(logging.CRITICAL)  # the process ends here: nothing more from libraries shutting down
         err.print("interrupted: what finished is saved; run the same command again to go on")
         return 130
 

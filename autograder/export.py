@@ -6,9 +6,15 @@ to it. Per assignment:
 
 - ``exports/<assignment>.csv``: student, status, one column per part of the assignment (the source notebook's
   ``## Part X: title (N points)`` headings group the graded cells below them; an assignment without such
-  headings gets one column per graded cell), total (after any late penalty), max, late (seconds past the due
-  date, blank when on time) and notes. A failed submission's scores are blank.
+  headings gets one column per graded cell), total (after any late penalty), max, late (``yes`` when the
+  submission is late: after the due date, or marked late by the LMS), late_seconds (seconds past the due date,
+  when known) and notes (why a submission failed or is missing, repairs, who says it is late). A failed
+  submission's scores are blank.
 - ``exports/<assignment>.json``: the same and more (every graded cell's automatic and manual score).
+
+Every student of the collected LMS exports has a row (``autograder.intake``): status ``missing`` (the export held
+no notebook of theirs) or ``unreadable`` (it held one that could not be read), with the reason, and ``not graded``
+for a notebook collected but not graded yet.
 
 and ``exports/grades.csv``: one row per student, one column per exported assignment's total.
 """
@@ -26,15 +32,17 @@ import nbformat
 from rich.table import Table
 
 from .course import Course, CourseError
+from .intake import COLLECTED, MISSING, UNREADABLE, intakes, lateness
 from .notebooks import atomic_write, nbgrader_meta
 from .notebooks import points as graded_points
 from .records import FAILED, GRADED, records
 
 PART = re.compile(r"^## Part ([A-Z]): (.+) \((\d+) points?\)\s*$", re.MULTILINE)
 NEEDS_MANUAL = "needs manual grading"
-MISSING = "not in gradebook"
+NOT_IN_GRADEBOOK = "not in gradebook"
+NOT_GRADED = "not graded"
 FIXED = ["student", "status"]
-TAIL = ["total", "max", "late", "notes"]
+TAIL = ["total", "max", "late", "late_seconds", "notes"]
 
 
 @dataclasses.dataclass
@@ -72,6 +80,13 @@ def columns(source_nb) -> list[Column]:
     return loose + [p for p in parts if p.grade_ids]
 
 
+def _iso(utc_text: str | None) -> str | None:
+    """nbgrader's ``2026-10-01 23:59:00.000000 UTC`` as ISO 8601, like the gradebook's timestamps here."""
+    from nbgrader.utils import parse_utc
+
+    return parse_utc(utc_text).isoformat() if utc_text else None
+
+
 def _number(value) -> str:
     return "" if value is None else f"{float(value):g}"
 
@@ -85,14 +100,17 @@ def assignment_data(course: Course, assignment: str) -> dict:
     points = graded_points(source, with_tasks=True)
     max_score = sum(points.values())
     recorded = records(course, assignment)
+    collected = intakes(course, assignment)
     students = []
     with course.gradebook() as gradebook:
         try:
             submissions = {s.student_id: s for s in gradebook.find_assignment(assignment).submissions}
         except MissingEntry:
             submissions = {}
-        for student in sorted(set(recorded) | set(submissions)):
-            record, submitted = recorded.get(student), submissions.get(student)
+        for student in sorted(set(recorded) | set(submissions) | set(collected)):
+            record, submitted, intake = recorded.get(student), submissions.get(student), collected.get(student)
+            seconds = float(submitted.total_seconds_late or 0.0) if submitted is not None else None
+            late = lateness(intake, seconds)
             entry = {
                 "student": student,
                 "status": "",
@@ -100,13 +118,16 @@ def assignment_data(course: Course, assignment: str) -> dict:
                 "max": max_score,
                 "parts": {col.header: None for col in cols},
                 "tests": {},
-                "late_seconds": None,
+                "late": late.late,
+                "late_seconds": late.seconds,
+                "late_reason": late.reason,
                 "late_penalty": None,
-                "timestamp": None,
+                "timestamp": _iso(intake.timestamp) if intake else None,
                 "reason": record.reason if record else "",
                 "repairs": list(record.repairs) if record else [],
                 "notes": list(record.notes) if record else [],
                 "graded_at": record.graded_at if record else "",
+                "collected_from": intake.file if intake else "",
             }
             notebook = None
             if submitted is not None and not (record and record.status == FAILED):
@@ -114,10 +135,13 @@ def assignment_data(course: Course, assignment: str) -> dict:
                     notebook = gradebook.find_submission_notebook(assignment, assignment, student)
                 except MissingEntry:
                     notebook = None
-            if record is not None and record.status == FAILED:
+            if record is None and submitted is None:
+                entry["status"] = intake.status if intake.status != COLLECTED else NOT_GRADED
+                entry["reason"] = intake.reason or f"collected, not graded: run `autograder grade {assignment}`"
+            elif record is not None and record.status == FAILED:
                 entry["status"] = FAILED
             elif notebook is None:
-                entry["status"] = MISSING
+                entry["status"] = NOT_IN_GRADEBOOK
                 entry["notes"].append(
                     f"graded, but the gradebook holds no scores for it: run `autograder grade {assignment} "
                     f"--force --student {student}`"
@@ -145,9 +169,9 @@ def assignment_data(course: Course, assignment: str) -> dict:
                 entry["total"] = sum(t["score"] for t in entry["tests"].values()) - penalty
                 if penalty:
                     entry["notes"].append(f"late penalty of {penalty:g} points taken from the total")
-                late = float(submitted.total_seconds_late or 0.0)
-                entry["late_seconds"] = late if late > 0 else None
                 entry["timestamp"] = submitted.timestamp.isoformat() if submitted.timestamp else None
+            if late.late:
+                entry["notes"].append(f"late: {late.reason}")
             students.append(entry)
     return {
         "assignment": assignment,
@@ -166,13 +190,13 @@ def csv_rows(data: dict) -> list[list[str]]:
     headers = [c["header"] for c in data["columns"]]
     rows = [FIXED + headers + TAIL]
     for s in data["students"]:
-        late = "" if s["late_seconds"] is None else f"{s['late_seconds']:.0f}"
+        seconds = "" if s["late_seconds"] is None else f"{s['late_seconds']:.0f}"
         notes = [s["reason"]] if s["reason"] else []
         notes += s["repairs"] + s["notes"]
         rows.append(
             [s["student"], s["status"]]
             + [_number(s["parts"][h]) for h in headers]
-            + [_number(s["total"]), _number(s["max"]), late, "; ".join(notes)]
+            + [_number(s["total"]), _number(s["max"]), "yes" if s["late"] else "", seconds, "; ".join(notes)]
         )
     return rows
 
@@ -200,7 +224,8 @@ def exported_assignments(course: Course, asked: list[str]) -> list[str]:
 class Exported:
     """What ``export_grades`` wrote."""
 
-    # assignment -> its number of "students", and how many of them are graded, failed, need manual grading
+    # assignment -> its number of "students", and how many of them are graded, failed, need manual grading, have
+    # no notebook to grade (missing, unreadable) or are not graded yet
     counts: dict[str, dict[str, int]]
     files: list[pathlib.Path]  # each assignment's CSV and JSON
     grades: pathlib.Path  # grades.csv
@@ -229,8 +254,9 @@ def export_grades(
             totals.setdefault(s["student"], {})[assignment] = _number(s["total"])
         exported.counts[assignment] = {"students": len(data["students"])} | {
             status: sum(s["status"] == status for s in data["students"])
-            for status in (GRADED, FAILED, NEEDS_MANUAL)
+            for status in (GRADED, FAILED, NEEDS_MANUAL, NOT_GRADED)
         }
+        exported.counts[assignment][MISSING] = sum(s["status"] in (MISSING, UNREADABLE) for s in data["students"])
         exported.files += [folder / f"{assignment}.csv", folder / f"{assignment}.json"]
     rows = [["student", *assignments]]
     rows += [[student, *(totals[student].get(a, "") for a in assignments)] for student in sorted(totals)]
@@ -241,12 +267,14 @@ def export_grades(
 def print_exported(course: Course, exported: Exported, out) -> None:
     """A table of the exported assignments and the files written, on the console ``out``."""
     table = Table(title="exported grades")
-    for column in ("assignment", "students", "graded", "failed", "needs manual grading"):
+    longest = max((len(a) for a in exported.counts), default=10)
+    table.add_column("assignment", no_wrap=True, min_width=longest)
+    for column in ("students", "graded", "failed", "needs manual grading", "no notebook", "not graded"):
         table.add_column(column)
     for assignment, count in exported.counts.items():
         table.add_row(
             assignment,
-            *(str(count[key]) for key in ("students", GRADED, FAILED, NEEDS_MANUAL)),
+            *(str(count[key]) for key in ("students", GRADED, FAILED, NEEDS_MANUAL, MISSING, NOT_GRADED)),
         )
     out.print(table)
     for path in exported.files:

@@ -8,10 +8,13 @@ preprocessors of this module around nbgrader's ``GetGrades``:
   where the hidden tests are not, and cuts every error output down to ``Name: message``: an IPython traceback
   quotes the lines of the test that failed, hidden ones included.
 - ``Summary`` (after ``GetGrades``, so manual grades count) puts a table at the top: each graded cell with its
-  points, passed / failed / partial and, for a failed test, the exception's name and message; the total, the late
-  penalty, the repairs made to the notebook, and the instructor's comments.
+  points, passed / failed / partial and, for a failed test, the exception's name and message; the total, whether
+  the submission is late (after the due date, by how much, or marked late by the LMS: ``autograder.intake``) and
+  the late penalty, the repairs made to the notebook, and the instructor's comments.
 
-A submission that could not be graded gets a short page at the same place saying why and what to do.
+The page's template, without nbgrader's list of test-cell links and with MathJax loaded from beside the page, not
+from a CDN, is ``autograder.feedback_html``. A submission that could not be graded gets a short page at the same
+place saying why and what to do.
 """
 
 from __future__ import annotations
@@ -22,11 +25,8 @@ import html
 import logging
 import pathlib
 
-import jinja2
 import nbformat
-from nbconvert.filters.strings import clean_html
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
-from nbgrader.converters import GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import GetGrades
 from rich.table import Table
@@ -34,7 +34,9 @@ from traitlets import Any, Dict, Unicode
 from traitlets.config import Config
 
 from .course import Course, CourseError
+from .feedback_html import GenerateFeedbackPage, mathjax_beside, shared_mathjax
 from .gradescope.messages import student_reason, what_to_do
+from .intake import Late, intakes, lateness
 from .notebooks import grade_id as cell_grade_id
 from .notebooks import nbgrader_meta
 from .records import GRADED, records
@@ -140,10 +142,11 @@ class InertOutputs(Preprocessor):
 
 
 class Summary(Preprocessor):
-    """Build the summary table (``resources['autograder']['summary']``, placed at the top by ``TEMPLATE``) from
-    the scores ``GetGrades`` wrote into the cells."""
+    """Build the summary table (``resources['autograder']['summary']``, placed at the top by
+    ``feedback_html.TEMPLATE``) from the scores ``GetGrades`` wrote into the cells."""
 
     record = Any(help="the submission's autograder.records.Record")
+    late = Any(Late(), help="the submission's lateness (autograder.intake.Late)")
     manual = Dict(help="grade id -> True for grades an instructor set by hand")
     pending = Dict(help="grade id -> True for grades still waiting for an instructor")
     comments = Dict(help="grade id -> the instructor's comment")
@@ -177,6 +180,9 @@ class Summary(Preprocessor):
             "</tfoot>",
             "</table>",
         ]
+        if self.late.late:
+            line = html.escape(_late_line(self.late))
+            parts.append(f'<p class="text-danger" id="autograder-late-mark">{line}</p>')
         if late:
             parts.append(
                 f'<p class="text-danger" id="autograder-late">Late submission penalty: -{late:g} points '
@@ -206,33 +212,11 @@ class Summary(Preprocessor):
         return nb, resources
 
 
-# nbgrader's feedback template, with the summary at the top of the notebook.
-TEMPLATE_FILE = "autograder_feedback.html.j2"
-TEMPLATE = """{%- extends 'index.html.j2' -%}
-{% block body_header %}
-{{ super() }}
-{{ resources.autograder.summary }}
-{% endblock body_header %}
-"""
-
-
-class _GenerateFeedback(GenerateFeedback):
-    """nbgrader's converter, rendering with ``TEMPLATE`` (Jinja loaders are not a configurable trait)."""
-
-    def convert_notebooks(self) -> None:
-        self.exporter.extra_loaders = [jinja2.DictLoader({TEMPLATE_FILE: TEMPLATE})]
-        self.exporter.template_file = TEMPLATE_FILE
-        # The students' Markdown and HTML are cleaned (bleach), never run: nbconvert's own switch covers its
-        # templates, and nbgrader's feedback template renders Markdown cells itself, through this filter.
-        self.exporter.sanitize_html = True
-        render = self.exporter.markdown2html
-
-        @jinja2.pass_context
-        def markdown2html(context, source):
-            return clean_html(render(context, source))
-
-        self.exporter.filters = {**self.exporter.filters, "markdown2html": markdown2html}
-        super().convert_notebooks()
+def _late_line(late: Late) -> str:
+    """The sentence a student reads about a late submission."""
+    if late.seconds is not None:
+        return f"This submission is late: submitted {late.reason}."
+    return "This submission is late: your course's LMS marked it late."
 
 
 class _Collect(logging.Handler):
@@ -266,32 +250,35 @@ def _row(grade_id: str, score: float, points: float, error: str, state: str) -> 
 
 
 # -------------------------------------------------------------------------------------------------- pages
-def _instructor_notes(course: Course, assignment: str, student: str) -> tuple[dict, dict, dict]:
-    """(grade ids graded by hand, grade ids waiting for it, grade id -> manual comment) from the gradebook."""
+def _instructor_notes(course: Course, assignment: str, student: str) -> tuple[dict, dict, dict, float | None]:
+    """(grade ids graded by hand, grade ids waiting for it, grade id -> manual comment, nbgrader's seconds late)
+    from the gradebook."""
     from nbgrader.api import MissingEntry
 
     with course.gradebook() as gradebook:
         try:
             notebook = gradebook.find_submission_notebook(assignment, assignment, student)
         except MissingEntry:
-            return {}, {}, {}
+            return {}, {}, {}, None
         manual = {g.name: True for g in notebook.grades if g.manual_score is not None}
         pending = {g.name: True for g in notebook.grades if g.needs_manual_grade and g.manual_score is None}
         comments = {
             c.name: c.manual_comment.strip() for c in notebook.comments if (c.manual_comment or "").strip()
         }
-    return manual, pending, comments
+        seconds = float(gradebook.find_submission(assignment, student).total_seconds_late or 0.0)
+    return manual, pending, comments, seconds
 
 
-def graded_page(course: Course, assignment: str, student: str, record, release) -> pathlib.Path:
-    """Render one graded submission through nbgrader's GenerateFeedback; returns the page's path."""
+def graded_page(course: Course, assignment: str, student: str, record, release, intake=None) -> pathlib.Path:
+    """Render one graded submission through nbgrader's GenerateFeedback; returns the page's path. ``intake``:
+    what the LMS export said of it (``autograder.intake``), for its late mark."""
     notebook = course.autograded(student, assignment) / f"{assignment}.ipynb"
     if not notebook.exists():
         raise CourseError(
             f"{student} has a graded record but no autograded notebook ({notebook}); grade it again: "
             f"`autograder grade {assignment} --force --student {student}`"
         )
-    manual, pending, comments = _instructor_notes(course, assignment, student)
+    manual, pending, comments, seconds = _instructor_notes(course, assignment, student)
     config = copy.deepcopy(course.config)
     settings = Config()
     settings.CourseDirectory.root = str(course.root)
@@ -301,12 +288,13 @@ def graded_page(course: Course, assignment: str, student: str, record, release) 
     settings.GenerateFeedback.force = True
     config.merge(settings)
     hide = hide_tests(config, release)
-    summary = Summary(record=record, manual=manual, pending=pending, comments=comments, enabled=True)
+    late = lateness(intake, seconds)
+    summary = Summary(record=record, late=late, manual=manual, pending=pending, comments=comments, enabled=True)
     log = logging.getLogger(f"autograder.feedback.{student}")
     log.propagate = False
     collected = _Collect()
     log.handlers = [collected]
-    converter = _GenerateFeedback(coursedir=CourseDirectory(config=config, log=log), config=config, log=log)
+    converter = GenerateFeedbackPage(coursedir=CourseDirectory(config=config, log=log), config=config, log=log)
     converter.preprocessors = [hide, InertOutputs(enabled=True), GetGrades, summary, CSSHTMLHeaderPreprocessor]
     try:
         converter.start()
@@ -320,9 +308,11 @@ def graded_page(course: Course, assignment: str, student: str, record, release) 
     return page
 
 
-def failed_page(course: Course, assignment: str, record) -> pathlib.Path:
+def failed_page(course: Course, assignment: str, record, intake=None) -> pathlib.Path:
     """A short page for a submission that could not be graded."""
     reason = student_reason(record.reason, course.root)
+    late = lateness(intake)
+    late_html = f'<p id="late">{html.escape(_late_line(late))}</p>\n' if late.late else ""
     title = f"{assignment}: your submission could not be graded"
     page = f"""<!DOCTYPE html>
 <html>
@@ -338,7 +328,7 @@ body {{ font-family: sans-serif; max-width: 50em; margin: 2em auto; line-height:
 <h1>{html.escape(title)}</h1>
 <p>Your notebook for <b>{html.escape(assignment)}</b> was received but could not be graded, so it has no score
 yet.</p>
-<h2>Why</h2>
+{late_html}<h2>Why</h2>
 <p class="reason" id="reason">{html.escape(reason)}</p>
 <h2>What to do</h2>
 <p id="what-to-do">{html.escape(what_to_do(record.reason))}</p>
@@ -386,6 +376,8 @@ def write_feedback(course: Course, assignment: str, *, students: list[str] | tup
             f"`autograder grade {assignment} --student STUDENT`"
         )
     release = None
+    collected = intakes(course, assignment)
+    mathjax = shared_mathjax(course.root / ".autograder" / "mathjax")
     pages = []
     for student in students:
         record = everyone[student]
@@ -393,10 +385,13 @@ def write_feedback(course: Course, assignment: str, *, students: list[str] | tup
             if record.status == GRADED:
                 if release is None:
                     release = release_notebook(course, assignment)
-                path = graded_page(course, assignment, student, record, release)
+                path = graded_page(course, assignment, student, record, release, collected.get(student))
+                if mathjax is not None:
+                    mathjax_beside(path.parent, mathjax)
                 pages.append(Page(student, path, _gradebook_score(course, assignment, student)))
             else:
-                pages.append(Page(student, failed_page(course, assignment, record), "not graded"))
+                path = failed_page(course, assignment, record, collected.get(student))
+                pages.append(Page(student, path, "not graded"))
         except CourseError as error:
             pages.append(Page(student, None, problem=str(error)))
     return pages

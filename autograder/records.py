@@ -55,12 +55,13 @@ def record_path(course: Course, assignment: str, student: str) -> pathlib.Path:
     return course.state(assignment) / "records" / f"{student}.json"
 
 
+def by_student(folder: pathlib.Path, load) -> dict:
+    """student -> what ``load`` makes of each ``<student>.json`` in ``folder`` (files it cannot read are left
+    out): the records here, and the other per-student files kept beside them (``autograder.intake``)."""
+    loaded = (load(path) for path in (sorted(folder.glob("*.json")) if folder.is_dir() else []))
+    return {item.student: item for item in loaded if item is not None}
+
+
 def records(course: Course, assignment: str) -> dict[str, Record]:
     """Every student's record of ``assignment`` (unreadable ones are left out)."""
-    folder = course.state(assignment) / "records"
-    out = {}
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        record = Record.load(path)
-        if record is not None:
-            out[record.student] = record
-    return out
+    return by_student(course.state(assignment) / "records", Record.load)

@@ -2,13 +2,17 @@
 pattern fits, and the student id each notebook's name gives.
 
 * File names are matched with nbgrader's own ``FileNameCollectorPlugin`` (the plugin of ``nbgrader zip_collect``):
-  a regular expression with the named group ``student_id`` and, optionally, ``timestamp``, ``late`` and ``uid``
-  (the LMS's own number for the person), applied to each file's path inside the export, ``/``-separated. The
-  built-in patterns are in ``PATTERNS``; a course adds its own in ``c.Autograder.lms_patterns``; ``--pattern``
-  gives one on the command line. ``--lms auto`` picks the pattern that fits the export (``choose_pattern``).
-* Only notebooks are taken. Any other file is listed as skipped and never written anywhere. Zip members are read
-  in memory (at most ``MAX_NOTEBOOK_BYTES`` each): nothing from the export is extracted to disk but the chosen
-  notebooks, written under names the collect stage makes, so a member named ``../../x.ipynb`` cannot escape.
+  a regular expression with the named group ``student_id`` and, optionally, ``timestamp``, ``late``, ``uid`` (the
+  LMS's own number for the person) and ``upload_id`` (the LMS's number for the uploaded file, higher for a later
+  upload), applied to each file's path inside the export, ``/``-separated. The built-in patterns are in
+  ``PATTERNS``; a course adds its own in ``c.Autograder.lms_patterns``; ``--pattern`` gives one on the command
+  line. ``--lms auto`` picks the pattern that fits the export (``choose_pattern``).
+* Only notebooks are taken: ``.ipynb`` in any case, and ``.ipynb.txt`` / ``.ipynb.json`` (a notebook a browser or
+  an editor saved with one more extension); ``notebook_name`` says which. Any other file is listed as skipped and
+  never written anywhere, but a built-in pattern's ``person`` expression still reads whose it is, so that a
+  student who uploaded only a PDF is reported as having no notebook. Zip members are read in memory (at most
+  ``MAX_NOTEBOOK_BYTES`` each): nothing from the export is extracted to disk but the chosen notebooks, written
+  under names the collect stage makes, so a member named ``../../x.ipynb`` cannot escape.
 
 Times without a time zone (Blackboard's file names) are taken as UTC.
 """
@@ -36,6 +40,10 @@ SYSTEM_FOLDERS = {"__MACOSX"}  # macOS's resource forks in zips made by Finder
 
 _ANY_FOLDERS = r"(?:[^/]+/)*"  # the export's own folder(s), when someone zipped the folder of an export
 _BLACKBOARD_TIME = r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}"
+_CANVAS_PERSON = r"(?P<student_id>[^/_]+)(?P<late>(?i:_late))?_(?P<uid>\d+)"
+_MOODLE_PERSON = r"(?:[^/]+/)*?(?P<student_id>[^/]+?)_(?P<uid>\d+)_assignsubmission_"
+_BLACKBOARD_PERSON = r"[^/]*_(?P<student_id>[^_/]+)_attempt_(?P<timestamp>" + _BLACKBOARD_TIME + ")"
+NOTEBOOK_ENDINGS = (".ipynb", ".ipynb.txt", ".ipynb.json")  # in any case: A2.IPYNB, a2.ipynb.txt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,37 +54,41 @@ class Pattern:
     regex: str
     example: str = ""
     full_names: bool = False  # student_id is a person's full name: the student id is a slug of it
+    person: str = ""  # matched against the other files: whose they are (student_id, uid, late, timestamp)
 
 
 PATTERNS = {
     p.name: p
     for p in (
+        # <sortable name>[_LATE]_<user id>_<attachment id>_<display name>; a file uploaded again under the same
+        # name gets -1, -2 before its extension; a text entry is <name>[_LATE]_<user id>_text.html.
         Pattern(
             "canvas",
-            _ANY_FOLDERS
-            + r"(?P<student_id>[^/_]+)(?P<late>(?i:_late))?_(?P<uid>\d+)_\d+_(?P<file_id>[^/]+)\.ipynb\Z",
+            _ANY_FOLDERS + _CANVAS_PERSON + r"_(?P<upload_id>\d+)_(?P<file_id>[^/]+)\.ipynb\Z",
             "lovelaceada_LATE_4711_982301_a2_conv_arithmetic-1.ipynb",
+            person=_ANY_FOLDERS + _CANVAS_PERSON + r"_(?:\d+_[^/]+|text\.html|link\.html)\Z",
         ),
+        # <full name>_<participant id>_assignsubmission_file/<name> (Moodle 3.1 and later; older ones wrote
+        # ..._file_/<name>; without "download submissions in folders": ..._file_<name>).
         Pattern(
             "moodle",
-            r"(?:[^/]+/)*?(?P<student_id>[^/]+?)_(?P<uid>\d+)_assignsubmission_file(?:_/|_|/)"
-            + _ANY_FOLDERS
-            + r"(?P<file_id>[^/]+)\.ipynb\Z",
-            "Ada Lovelace_123456_assignsubmission_file_/a2_conv_arithmetic.ipynb",
+            _MOODLE_PERSON + r"file(?:_/|_|/)" + _ANY_FOLDERS + r"(?P<file_id>[^/]+)\.ipynb\Z",
+            "Ada Lovelace_123456_assignsubmission_file/a2_conv_arithmetic.ipynb",
             full_names=True,
+            person=_MOODLE_PERSON + r"[a-z]+(?:_/|_|/)",
         ),
+        # <assignment>_<username>_attempt_<time>_<name>, and the receipt ..._<time>.txt
         Pattern(
             "blackboard",
-            _ANY_FOLDERS
-            + r"[^/]*_(?P<student_id>[^_/]+)_attempt_(?P<timestamp>"
-            + _BLACKBOARD_TIME
-            + r")(?:_(?P<file_id>[^/]+))?\.ipynb\Z",
+            _ANY_FOLDERS + _BLACKBOARD_PERSON + r"(?:_(?P<file_id>[^/]+))?\.ipynb\Z",
             "A2 Conv Arithmetic_alovelace_attempt_2026-10-01-23-59-00_a2_conv_arithmetic.ipynb",
+            person=_ANY_FOLDERS + _BLACKBOARD_PERSON + r"(?:_[^/]+)?\.[^/.]+\Z",
         ),
         Pattern(
             "folders",
             r"(?P<student_id>[^/]+)/" + _ANY_FOLDERS + r"(?P<file_id>[^/]+)\.ipynb\Z",
             "alovelace/a2_conv_arithmetic.ipynb",
+            person=r"(?P<student_id>[^/]+)/",
         ),
         Pattern("files", r"(?P<student_id>[^/]+)\.ipynb\Z", "alovelace.ipynb"),
     )
@@ -279,9 +291,20 @@ class Matching:
         return len(self.found), len({g["student_id"] for g in self.found.values()})
 
 
+def notebook_name(path: str) -> str | None:
+    """``path`` as the patterns see it when the file is a notebook by its name (``.ipynb`` in any case, or with
+    ``.txt`` or ``.json`` after it): ending in ``.ipynb``. None for any other file."""
+    lower = path.lower()
+    for ending in NOTEBOOK_ENDINGS:
+        if lower.endswith(ending) and len(path) > len(ending) and not path[: -len(ending)].endswith("/"):
+            return path[: -len(ending)] + ".ipynb"
+    return None
+
+
 def match(pattern: Pattern, paths: list[str], common_folder: str | None = None) -> Matching:
-    """Match every path with nbgrader's ``FileNameCollectorPlugin``. When the whole export sits in one folder
-    (someone zipped the export's folder), the paths are also tried without it; the better of the two counts."""
+    """Match every notebook's path (as ``notebook_name`` gives it) with nbgrader's ``FileNameCollectorPlugin``.
+    When the whole export sits in one folder (someone zipped the export's folder), the paths are also tried
+    without it; the better of the two counts."""
     from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
 
     plugin = FileNameCollectorPlugin(named_regexp=pattern.regex, valid_ext=[".ipynb"], log=_QUIET)
@@ -289,13 +312,29 @@ def match(pattern: Pattern, paths: list[str], common_folder: str | None = None) 
     for prefix in [""] + ([common_folder + "/"] if common_folder else []):
         found = {}
         for path in paths:
-            groups = plugin.collect(path[len(prefix) :])
+            name = notebook_name(path)
+            groups = plugin.collect(name[len(prefix) :]) if name and name.startswith(prefix) else None
             if groups and (groups.get("student_id") or "").strip():
                 found[path] = groups
         candidate = Matching(pattern, found, prefix.rstrip("/"))
         if best is None or candidate.score > best.score:
             best = candidate
     return best
+
+
+def owners(matching: Matching, paths: list[str]) -> dict[str, dict]:
+    """Whose the files ``paths`` (not notebooks, or notebooks the pattern did not match) are, by the pattern's
+    ``person`` expression: path -> its groups (student_id, and uid, late, timestamp when the LMS gives them)."""
+    if not matching.pattern.person:
+        return {}
+    prefix = matching.stripped + "/" if matching.stripped else ""
+    person = re.compile(matching.pattern.person)
+    found = {}
+    for path in paths:
+        hit = person.match(path[len(prefix) :]) if path.startswith(prefix) else None
+        if hit and (hit.groupdict().get("student_id") or "").strip():
+            found[path] = hit.groupdict()
+    return found
 
 
 def choose_pattern(tried: list[Matching], notebooks: int) -> Matching:

@@ -7,12 +7,14 @@ import dataclasses
 from rich.markup import escape
 from rich.table import Table
 
+from ..intake import MISSING, UNREADABLE
 from .write import KEPT_NEWER, NEW, UNCHANGED, UPDATED
 
 
 @dataclasses.dataclass
 class Report:
-    """One collect of an export: what was taken for each student, and every file that was not (with why)."""
+    """One collect of an export: what was taken for each student (or why a student the export names has no
+    notebook: status missing or unreadable), and every file that was not taken (with why)."""
 
     assignment: str
     export: str
@@ -31,7 +33,7 @@ class Report:
     top_folder_left_out: str = ""  # the export's one top folder, when paths matched without it
 
     def counts(self) -> dict[str, int]:
-        out = {NEW: 0, UPDATED: 0, UNCHANGED: 0, KEPT_NEWER: 0}
+        out = {NEW: 0, UPDATED: 0, UNCHANGED: 0, KEPT_NEWER: 0, MISSING: 0, UNREADABLE: 0}
         for row in self.students.values():
             out[row["status"]] += 1
         return out
@@ -55,7 +57,11 @@ def print_report(report: Report, out) -> None:
     elif report.due:
         out.print(escape(f"due {report.due} (from the gradebook); later submissions are late"), soft_wrap=True)
     verb = "would be collected (dry run: nothing written)" if report.dry_run else "collected"
-    table = Table(title=f"{report.assignment}: {len(report.students)} student(s) {verb}")
+    counts = report.counts()
+    absent = counts[MISSING] + counts[UNREADABLE]
+    collected = len(report.students) - absent
+    title = f"{report.assignment}: {collected} student(s) {verb}"
+    table = Table(title=title + (f", {absent} without a notebook to grade" if absent else ""))
     for column in ("student", "file in the export", "status", "submitted (UTC)", "late"):
         table.add_column(column, overflow="fold")
     for student, row in report.students.items():
@@ -74,15 +80,14 @@ def print_report(report: Report, out) -> None:
         for path, why in skipped:
             table.add_row(escape(path), escape(why))
         out.print(table)
-    counts = report.counts()
     late = sum(1 for row in report.students.values() if row["late"])
     parts = [f"{counts[NEW]} new", f"{counts[UPDATED]} updated", f"{counts[UNCHANGED]} unchanged"]
     if counts[KEPT_NEWER]:
         parts.append(f"{counts[KEPT_NEWER]} kept newer")
     verb = "would be collected" if report.dry_run else "collected"
     out.print(
-        f"{len(report.students)} student(s) {verb}: {', '.join(parts)}; {late} late; "
-        f"{len(skipped)} file(s) skipped",
+        f"{collected} student(s) {verb}: {', '.join(parts)}; {counts[MISSING]} without a notebook, "
+        f"{counts[UNREADABLE]} unreadable; {late} late; {len(skipped)} file(s) skipped",
         soft_wrap=True,
     )
     if report.dry_run:

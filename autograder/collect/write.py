@@ -15,6 +15,7 @@ import pathlib
 import re
 
 from ..course import Course, CourseError
+from ..intake import duration
 from ..notebooks import atomic_write
 from .choose import Candidate
 from .lms import parse_time
@@ -61,15 +62,13 @@ def store_due(course: Course, assignment: str, due: datetime.datetime) -> None:
         gradebook.update_or_create_assignment(assignment, duedate=due)
 
 
-def _late_by(delta: datetime.timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{max(minutes, 1)} min"
+def late_by(timestamp: datetime.datetime | None, due: datetime.datetime | None, marked: bool):
+    """(late, how late as text, seconds late or None) of a submission at ``timestamp``, due at ``due``, that the
+    LMS may have ``marked`` late."""
+    if due is not None and timestamp is not None and timestamp > due:
+        seconds = (timestamp - due).total_seconds()
+        return True, duration(seconds), seconds
+    return marked, "marked late by the LMS" if marked else "", None
 
 
 # ------------------------------------------------------------------------------------------------- writing
@@ -90,6 +89,7 @@ class Plan:
     late: bool
     late_by: str = ""
     old_timestamp: str | None = None
+    late_seconds: float | None = None  # the export's time past the due date, when both are known
 
 
 def plan(course: Course, assignment: str, chosen: Candidate, due: datetime.datetime | None) -> Plan:
@@ -99,10 +99,7 @@ def plan(course: Course, assignment: str, chosen: Candidate, due: datetime.datet
     if not _inside(folder, course.root / "submitted"):  # the id checks make this impossible; refuse regardless
         raise CourseError(f"refusing to write outside submitted/: {folder}")
     target, stamp_file = folder / f"{assignment}.ipynb", folder / "timestamp.txt"
-    late = chosen.late_marker
-    late_by = "marked late by the LMS" if chosen.late_marker else ""
-    if due is not None and chosen.timestamp is not None and chosen.timestamp > due:
-        late, late_by = True, _late_by(chosen.timestamp - due)
+    late, late_text, late_seconds = late_by(chosen.timestamp, due, chosen.late_marker)
     old_stamp = stamp_file.read_text(encoding="utf-8").strip() if stamp_file.exists() else None
     new_stamp = utc_text(chosen.timestamp) if chosen.timestamp else None
     if not target.exists():
@@ -122,7 +119,7 @@ def plan(course: Course, assignment: str, chosen: Candidate, due: datetime.datet
             if older and not same_bytes:
                 status = KEPT_NEWER
                 chosen.notes.append(f"submitted/ holds a later one ({old_stamp}): kept it")
-    return Plan(chosen, status, late, late_by, old_stamp)
+    return Plan(chosen, status, late, late_text, old_stamp, late_seconds)
 
 
 def write(course: Course, assignment: str, item: Plan, data: bytes, now: datetime.datetime) -> None:

@@ -1,12 +1,21 @@
-"""A batch: which students to grade, their jobs on the cluster, each saved as it finishes."""
+"""A batch: which students to grade, their jobs on the cluster, each saved as it finishes.
+
+Ctrl-C (SIGINT) while grading: ``on_interrupt``, installed by ``interruptible`` around a grading command, raises
+``KeyboardInterrupt`` at once, except while a finished submission is being saved, which is completed first; the
+batch also stops at the next submission if a library on the way swallowed the exception.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shutil
+import signal
+import threading
+import time
 import uuid
 
 from ..course import Course
@@ -69,20 +78,69 @@ def scratch_space(course: Course, assignment: str):
             lock.unlink(missing_ok=True)
 
 
-def _grade_all(course, setup, students, progress, cluster, scratch, results) -> None:
+# ---------------------------------------------------------------------------------------------- Ctrl-C
+_INTERRUPT = {"asked": False, "saving": False}
+
+
+def on_interrupt(signum, frame) -> None:
+    """SIGINT's handler while grading: ``KeyboardInterrupt``, held back while a submission is being saved."""
+    _INTERRUPT["asked"] = True
+    logging.disable(logging.CRITICAL)  # the cluster's shutdown would log every task it cancels
+    if not _INTERRUPT["saving"]:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Around a grading command, cluster included: Ctrl-C stops it between two saved submissions, and the
+    cluster's shutdown says nothing about the tasks it cancels (``cli.main`` says what to do next). Only the main
+    thread takes signals: called elsewhere, Python's own handling stays."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if main else None
+    _INTERRUPT.update(asked=False, saving=False)
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+        if _INTERRUPT["asked"]:
+            logging.disable(logging.NOTSET)
+
+
+def _save(course: Course, outcome: JobOutput) -> None:
+    _INTERRUPT["saving"] = True
+    try:
+        save(course, outcome)
+    finally:
+        _INTERRUPT["saving"] = False
+
+
+def _finished(futures):
+    """The futures as they finish; stops (KeyboardInterrupt) when Ctrl-C was pressed, even if it was swallowed."""
     from distributed import as_completed
 
+    pending = as_completed(futures)
+    while not pending.is_empty():
+        done = pending.next_batch(block=False)
+        if _INTERRUPT["asked"]:
+            raise KeyboardInterrupt
+        if not done:
+            time.sleep(0.1)
+        yield from done
+
+
+def _grade_all(course, setup, students, progress, cluster, scratch, results) -> None:
     futures = {}
     for student in students:
         job = job_for(course, setup, cluster.kit, student)
         if isinstance(job, Record):
-            save(course, JobOutput(job))
+            _save(course, JobOutput(job))
             results.append(job)
             progress(job)
             continue
         job.scratch = scratch
         futures[cluster.submit(job)] = job
-    for future in as_completed(futures):
+    for future in _finished(futures):
         job = futures[future]
         try:
             outcome = future.result()
@@ -90,7 +148,7 @@ def _grade_all(course, setup, students, progress, cluster, scratch, results) -> 
             result = Record(job.student, setup.assignment, FAILED, points=dict(setup.points))
             result.reason = f"grader error: {err!r}"  # no fingerprint: graded again by the next run
             outcome = JobOutput(result)
-        save(course, outcome)
+        _save(course, outcome)
         results.append(outcome.record)
         progress(outcome.record)
 

@@ -15,14 +15,18 @@ import statistics
 import time
 from collections.abc import Callable
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..course import Course, CourseError
+from ..intake import gradebook_seconds_late, intakes, lateness
 from ..records import FAILED, GRADED, Record, records
-from .batch import grade_batch, plan, slug_ok
+from .batch import grade_batch, interruptible, plan, slug_ok
 from .canary import canary
 from .cluster import Cluster, use_sandbox
 from .prepare import prepare
+
+NEEDS_MANUAL = "needs manual grading"
 
 
 @dataclasses.dataclass
@@ -82,7 +86,8 @@ def grade(
     ``CourseError`` when nothing may be graded (the message says what to do).
 
     ``progress(total)``, when given, is a context manager around the batch whose value is called with each
-    finished record (a progress bar); by default a line per submission goes to ``log``."""
+    finished record (a progress bar); by default a line per submission goes to ``log``. Ctrl-C (in the main
+    thread) raises ``KeyboardInterrupt`` once the submission being saved is saved; the cluster stops quietly."""
     warn = warn or log
     course.check_assignment(assignment)
     standin = standin or course.settings.standin_data
@@ -95,7 +100,7 @@ def grade(
     start = time.monotonic()
     trusted = trust_submissions or course.settings.trust_submissions
     workers = workers or course.workers
-    with Cluster(workers, scheduler, log=log) as cluster:
+    with interruptible(), Cluster(workers, scheduler, log=log) as cluster:
         if scheduler:
             log(f"grading on the Dask cluster at {scheduler} ({cluster.describe()})")
         isolate = use_sandbox(course, trusted, log=warn, cluster=cluster)
@@ -143,22 +148,30 @@ def _line_per_submission(total: int, log: Callable[[str], None]) -> Callable[[Re
 
 
 def print_report(report: GradeReport, out) -> None:
-    """The submissions that need a look, then the run's totals, on the rich console ``out``."""
+    """Every submission this run considered (graded now, or unchanged and kept), with its status, score, lateness
+    and what happened to it; then the run's totals; on the rich console ``out``."""
     course, assignment, results = report.course, report.assignment, report.results
-    graded = [r for r in records(course, assignment).values() if r.status == GRADED]
+    everyone = records(course, assignment)
+    graded = [r for r in everyone.values() if r.status == GRADED]
     failed = [r for r in results if r.status == FAILED]
     manual = [r for r in results if r.needs_manual]
-    attention = [r for r in results if r.status == FAILED or r.repairs or r.notes or r.needs_manual]
-    if attention:
-        table = Table(title="Submissions that need a look", show_lines=False)
-        for column in ("student", "status", "score", "what happened"):
-            table.add_column(column)
-        for r in sorted(attention, key=lambda r: r.student):
+    shown = {r.student: (r, "") for r in results}
+    for student in report.skipped + report.failed_earlier:
+        if student in everyone:
+            shown[student] = (everyone[student], " (unchanged)")
+    if shown:
+        late_in_gradebook, collected = gradebook_seconds_late(course, assignment), intakes(course, assignment)
+        table = Table(title=f"{assignment}: each submission", show_lines=False)
+        for column in ("student", "status", "score", "late", "reason and notes"):
+            table.add_column(column, overflow="fold")
+        for student, (r, kept) in sorted(shown.items()):
             score = f"{r.score:g}/{r.max_score:g}" if r.status == GRADED else "-"
+            late = lateness(collected.get(student), late_in_gradebook.get(student))
             what = [r.reason] if r.reason else []
             what += r.repairs + r.notes
             what += [f"needs manual grading: {', '.join(r.needs_manual)}"] if r.needs_manual else []
-            table.add_row(r.student, r.status, score, "; ".join(what))
+            status = (NEEDS_MANUAL if r.needs_manual else r.status) + kept
+            table.add_row(*map(escape, (student, status, score, late.reason, "; ".join(what))))
         out.print(table)
     table = Table(title=f"{assignment}: this run")
     for column in (

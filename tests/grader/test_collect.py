@@ -8,11 +8,13 @@ keyword API, ``collect_export``.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime
 import json
 import os
 import pathlib
+import re
 import shutil
 import sys
 import zipfile
@@ -136,9 +138,11 @@ def nb_path(student: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------- Canvas
 def canvas_files() -> dict[str, bytes]:
+    """Canvas's submissions.zip: <sortable name>[_LATE]_<user id>_<attachment id>_<file name>; an upload under a
+    name Canvas already holds gets -1 (and a later attachment id)."""
     return {
         f"lovelaceada_4711_982301_{A}.ipynb": notebook("ada first"),
-        f"lovelaceada_4711_982301_{A}-1.ipynb": notebook("ada resubmitted"),
+        f"lovelaceada_4711_982377_{A}-1.ipynb": notebook("ada resubmitted"),
         f"turingalan_LATE_4712_982302_Copy of {A}.ipynb": notebook("alan"),
         f"hoppergrace_4713_982303_{A} (1).ipynb": notebook("grace"),
         "hoppergrace_4713_982303_weights.h5": SIDE_FILES["weights.h5"],
@@ -161,7 +165,7 @@ def test_canvas_zip(course, tmp_path, capsys):
         nb_path("brokenbob"): files[f"brokenbob_4715_982305_{A}.ipynb"],
         nb_path("hoppergrace"): files[f"hoppergrace_4713_982303_{A} (1).ipynb"],
         nb_path("knuthdon"): files["knuthdon_4714_982304_a1_backprop.ipynb"],
-        nb_path("lovelaceada"): files[f"lovelaceada_4711_982301_{A}-1.ipynb"],
+        nb_path("lovelaceada"): files[f"lovelaceada_4711_982377_{A}-1.ipynb"],
         nb_path("turingalan"): files[f"turingalan_LATE_4712_982302_Copy of {A}.ipynb"],
     }
     assert_no_side_files(course)
@@ -182,8 +186,8 @@ def test_canvas_zip(course, tmp_path, capsys):
     assert saved["several"] == [
         {
             "student": "lovelaceada",
-            "taken": f"lovelaceada_4711_982301_{A}-1.ipynb",
-            "why": "the highest resubmission number",
+            "taken": f"lovelaceada_4711_982377_{A}-1.ipynb",
+            "why": "the latest upload by the LMS's file number",
             "ignored": [f"lovelaceada_4711_982301_{A}.ipynb"],
         }
     ]
@@ -194,7 +198,8 @@ def test_canvas_zip(course, tmp_path, capsys):
 
     assert "read as a canvas export" in out
     assert "does not look like a2_conv_arithmetic" in out and "not valid JSON" in out
-    assert "5 student(s) collected: 5 new, 0 updated, 0 unchanged; 1 late; 5 file(s) skipped" in out
+    summary = "5 student(s) collected: 5 new, 0 updated, 0 unchanged; 0 without a notebook, 0 unreadable; 1 late"
+    assert f"{summary}; 5 file(s) skipped" in out
     assert out.rstrip().endswith(f"Next: autograder grade {A}")
     assert not (course / "submitted" / "lovelaceada" / A / "timestamp.txt").exists()
 
@@ -337,7 +342,7 @@ def test_blackboard_zip_timestamps_due_and_late(course, tmp_path, capsys, empty_
     # Grace's later file is A1's notebook: the notebook of this assignment is taken, and the reason is said.
     several = {item["student"]: item for item in saved["several"]}
     assert several["ghopper"]["why"] == f"the one that looks like {A}"
-    assert several["alovelace"]["why"] == "the latest"
+    assert several["alovelace"]["why"] == "the latest by the LMS's submission time"
     assert sorted(saved["not_notebooks"]) == sorted(p for p in files if p.endswith(".txt"))
 
     from nbgrader.api import Gradebook
@@ -508,6 +513,198 @@ def test_auto_prefers_an_lms_pattern_to_the_generic_layouts(course, tmp_path):
     assert collecting.choose_pattern(tried[-1:], len(paths)).pattern.name == "files"
 
 
+# ------------------------------------------------------------------------------------------------ resubmissions
+BB = "A2 Conv Arithmetic"  # Blackboard names each file after the assignment's title
+CANVAS_ADA = "lovelaceada_4711_"  # <sortable name>_<user id>_, then <attachment id>_<file name>
+MOODLE_ADA = "Ada Lovelace_123456_assignsubmission_file/"
+BB_ADA = f"{BB}_alovelace_attempt_2026-10-01-"  # then the attempt's time, hh-mm-ss, and _<file name>
+BY_UPLOAD, BY_TIME = "the latest upload by the LMS's file number", "the latest by the LMS's submission time"
+BY_NAME = "the latest copy by the number in its name: "
+
+
+@pytest.mark.parametrize(
+    ("older", "newer", "why"),
+    [
+        # Canvas: the attachment id grows with every upload; Canvas adds -1 to a name it already holds ...
+        (f"{CANVAS_ADA}982301_{A} (2).ipynb", f"{CANVAS_ADA}982377_{A} (2)-1.ipynb", BY_UPLOAD),
+        (f"{CANVAS_ADA}982301_{A} (1).ipynb", f"{CANVAS_ADA}982377_{A} (1)-1.ipynb", BY_UPLOAD),
+        # ... and the LMS's order wins over the names': the third download was uploaded first.
+        (f"{CANVAS_ADA}982301_{A} (3).ipynb", f"{CANVAS_ADA}982377_{A} (2)-1.ipynb", BY_UPLOAD),
+        # Blackboard: every attempt has its time.
+        (f"{BB_ADA}20-00-00_{A} (3).ipynb", f"{BB_ADA}22-00-00_{A}.ipynb", BY_TIME),
+        # Moodle gives neither: its file picker renames a second a2 (1).ipynb to a2 (1) (1).ipynb.
+        (f"{MOODLE_ADA}{A} (1).ipynb", f"{MOODLE_ADA}{A} (1) (1).ipynb", BY_NAME + "'(1) (1)' after '(1)'"),
+        (f"{MOODLE_ADA}{A} (1) (1).ipynb", f"{MOODLE_ADA}{A} (2).ipynb", BY_NAME + "'(2)' after '(1) (1)'"),
+        # Browser downloads gathered in folders: Chrome's " (n)", Firefox's "(n)", then re-uploads' -1.
+        (f"alovelace/{A} (1).ipynb", f"alovelace/{A} (1)-1.ipynb", BY_NAME + "'(1)-1' after '(1)'"),
+        (f"alovelace/{A} (2).ipynb", f"alovelace/{A} (2)-1.ipynb", BY_NAME + "'(2)-1' after '(2)'"),
+        (f"alovelace/{A}.ipynb", f"alovelace/{A}(1).ipynb", BY_NAME + "'(1)' after the name without one"),
+    ],
+    ids=[
+        "canvas-(2)-then-(2)-1",
+        "canvas-(1)-then-(1)-1",
+        "canvas-ids-over-names",
+        "blackboard-times",
+        "moodle-(1)-(1)",
+        "moodle-(2)-over-(1)-(1)",
+        "browser-(1)-1",
+        "browser-(2)-1",
+        "firefox-(1)",
+    ],
+)
+def test_the_latest_resubmission_is_taken(course, tmp_path, older, newer, why):
+    for first, second in ((older, newer), (newer, older)):  # whatever the order in the zip
+        contents = {first: notebook(first), second: notebook(second)}
+        if newer.startswith("alovelace/"):  # one folder alone reads as a zipped folder of <student>.ipynb files
+            contents[f"ghopper/{A}.ipynb"] = notebook("grace")
+        done = collect(course, make_zip(tmp_path / f"{first[-12:]}.zip", contents))
+        [several] = done.several
+        assert submitted(course)[nb_path(several["student"])] == notebook(newer)
+        assert several == {"student": several["student"], "taken": newer, "why": why, "ignored": [older]}
+
+
+# ------------------------------------------------------------------------------ every student of the export
+def test_notebooks_named_in_upper_case_or_saved_as_text_are_collected(course, tmp_path):
+    files = {
+        f"turingalan_4712_982302_{A.upper()}.IPYNB": notebook("alan"),
+        f"hoppergrace_4713_982303_{A}.ipynb.txt": notebook("grace"),
+        f"knuthdon_4714_982304_{A}.Ipynb": notebook("don"),
+    }
+    done = collect(course, make_zip(tmp_path / "canvas.zip", files))
+    assert done.pattern == "canvas" and not done.not_notebooks and not done.unmatched
+    assert submitted(course) == {
+        nb_path("turingalan"): files[f"turingalan_4712_982302_{A.upper()}.IPYNB"],
+        nb_path("hoppergrace"): files[f"hoppergrace_4713_982303_{A}.ipynb.txt"],
+        nb_path("knuthdon"): files[f"knuthdon_4714_982304_{A}.Ipynb"],
+    }
+    assert done.students["hoppergrace"]["looks_like_assignment"]
+    assert f"named '{A}.ipynb.txt'" not in " ".join(done.students["hoppergrace"]["notes"])  # the full name is
+    assert any(".ipynb.txt': read as a notebook" in n for n in done.students["hoppergrace"]["notes"])
+    # The generic layouts read them too.
+    other = tmp_path / "course2"
+    shutil.copytree(course, other)
+    done = collect(other, make_folder(tmp_path / "files", {"alice.IPYNB": notebook("a"), "bob.ipynb.txt": b"{}"}))
+    assert done.pattern == "files" and set(done.students) == {"alice", "bob"}
+
+
+def test_every_student_of_the_export_has_a_row(course, tmp_path, capsys, monkeypatch, empty_gradebook):
+    shutil.copy(empty_gradebook, course / "gradebook.db")
+    big = notebook("big bob") + b" " * 4000  # JSON allows the trailing spaces
+    monkeypatch.setattr(lms, "MAX_NOTEBOOK_BYTES", len(big) - 1)
+    files = {
+        f"adalovelace_4711_982301_{A}.ipynb": notebook("ada"),
+        f"knuthdon_4714_982304_{A}.pdf": b"%PDF-1.4",  # printed the notebook instead of downloading it
+        "turingalan_LATE_4712_text.html": b"<p>my answers are in Colab</p>",  # a late text entry
+        f"smithbob_4715_982305_{A}.ipynb": big,
+        f"smithbob_4715_982306_{A}.zip": b"PK\x05\x06" + bytes(18),
+    }
+    export = make_zip(tmp_path / "canvas.zip", files)
+    status, out, err = run_cli(capsys, course, A, str(export))
+    assert status == 0, err
+    rows = report(course)["students"]
+    assert {s: r["status"] for s, r in rows.items()} == {
+        "adalovelace": "new",
+        "knuthdon": "missing",
+        "smithbob": "unreadable",
+        "turingalan": "missing",
+    }
+    assert f"only: knuthdon_4714_982304_{A}.pdf" in rows["knuthdon"]["reason"]
+    assert "Download .ipynb" in rows["knuthdon"]["reason"]
+    assert (rows["turingalan"]["late"], rows["turingalan"]["late_by"]) == (True, "marked late by the LMS")
+    assert "over the limit" in rows["smithbob"]["reason"]
+    assert set(submitted(course)) == {nb_path("adalovelace")}
+    assert "1 student(s) collected: 1 new, 0 updated, 0 unchanged; 2 without a notebook, 1 unreadable" in out
+    assert re.search(r"knuthdon\s+.\s+knuthdon_4714_\S*\s+.\s+missing ", out)
+    assert "knuthdon: no notebook (.ipynb) in the export, only: knuthdon_4714_982304" in out
+    assert re.search(r"smithbob\s+.\s+smithbob_4715_\S*\s+.\s+unreadable ", out)
+    assert rows["smithbob"]["file"] == f"smithbob_4715_982305_{A}.ipynb"  # the notebook, not the zip beside it
+
+    # Each of them has a row in the grade files, with the reason.
+    from autograder import export as exporting
+
+    done = exporting.export_grades(Course.open(course), [A])
+    assert done.counts[A] | {} == {
+        "students": 4, "graded": 0, "failed": 0, "needs manual grading": 0, "not graded": 1, "missing": 3
+    }  # fmt: skip
+    with open(course / "exports" / f"{A}.csv", newline="") as f:
+        table = {row[0]: row for row in csv.reader(f)}
+    assert table["student"][-5:] == ["total", "max", "late", "late_seconds", "notes"]
+    assert table["adalovelace"][1] == "not graded" and f"autograder grade {A}" in table["adalovelace"][-1]
+    assert table["knuthdon"][1] == "missing" and "knuthdon_4714_982304" in table["knuthdon"][-1]
+    assert table["smithbob"][1] == "unreadable" and "over the limit" in table["smithbob"][-1]
+    assert table["turingalan"][1] == "missing" and table["turingalan"][-3:-1] == ["yes", ""]
+    assert "late: marked late by the LMS" in table["turingalan"][-1]
+
+
+@pytest.mark.parametrize("layout", ["moodle", "blackboard"])
+def test_students_without_a_notebook_in_moodle_and_blackboard_exports(course, tmp_path, layout):
+    if layout == "moodle":
+        files = {
+            f"Ada Lovelace_123456_assignsubmission_file/{A}.ipynb": notebook("ada"),
+            "José Núñez_123457_assignsubmission_onlinetext/onlinetext.html": b"<p>see my Colab link</p>",
+        }
+        absent, late = "jose_nunez", (False, "")
+    else:
+        files = {
+            f"{BB}_alovelace_attempt_2026-10-01-20-00-00_{A}.ipynb": notebook("ada"),
+            f"{BB}_alovelace_attempt_2026-10-01-20-00-00.txt": b"Name: Ada Lovelace (alovelace)\n",
+            f"{BB}_aturing_attempt_2026-10-02-01-15-00.txt": b"Name: Alan Turing (aturing)\n",  # text only
+        }
+        absent, late = "aturing", (True, "1 h 16 min")
+    done = collect(course, make_zip(tmp_path / "export.zip", files), due="2026-10-01 23:59 UTC", dry_run=True)
+    assert done.students[absent]["status"] == "missing"
+    assert (done.students[absent]["late"], done.students[absent]["late_by"]) == late
+    assert sum(row["status"] == "missing" for row in done.students.values()) == 1
+
+
+def test_the_lms_late_mark_is_kept_for_the_grade_files(course, tmp_path, empty_gradebook):
+    """Canvas marks a late submission in its file name, without a time; Blackboard gives the time. Both reach the
+    intake records that grading, feedback and export read, and the export says so before anything is graded."""
+    from autograder import export as exporting
+    from autograder import intake
+
+    shutil.copy(empty_gradebook, course / "gradebook.db")
+    canvas = {
+        f"turingalan_LATE_4712_982302_{A}.ipynb": notebook("alan"),
+        f"ada_4711_982301_{A}.ipynb": notebook("a"),
+    }
+    collect(course, make_zip(tmp_path / "canvas.zip", canvas))
+    collect(course, make_zip(tmp_path / "bb.zip", {k: v for k, v in blackboard_files().items() if "aturing" in k}),
+            due="2026-10-01 23:59 UTC")  # fmt: skip
+    kept = intake.intakes(Course.open(course), A)
+    assert (kept["turingalan"].lms_late, kept["turingalan"].late_seconds) == (True, None)
+    assert (kept["aturing"].lms_late, kept["aturing"].late_seconds) == (False, 76 * 60)
+    assert not kept["ada"].lms_late and kept["ada"].status == "collected"
+    data = exporting.assignment_data(Course.open(course), A)
+    late = {s["student"]: (s["late"], s["late_seconds"], s["late_reason"]) for s in data["students"]}
+    assert late == {
+        "ada": (False, None, ""),
+        "aturing": (True, 76 * 60, "1 h 16 min after the due date"),
+        "turingalan": (True, None, "marked late by the LMS"),
+    }
+
+
+def test_an_export_of_another_assignment_is_refused(course, tmp_path, capsys):
+    shutil.copytree(ROOT / "source" / "a1_backprop", course / "source" / "a1_backprop")
+    files = {
+        "alice/a1_backprop.ipynb": notebook("alice", "a1_backprop"),
+        "bob/a1_backprop.ipynb": notebook("bob", "a1_backprop"),
+        f"carol/{A}.ipynb": notebook("carol"),
+    }
+    export = make_zip(tmp_path / "a1.zip", files)
+    for extra in ([], ["--dry-run"]):
+        status, _, err = run_cli(capsys, course, A, str(export), *extra)
+        assert status == 2
+        assert f"2 of the 3 students' notebooks in {export} do not look like {A}" in err
+        assert "they look like a1_backprop" in err and "Nothing was collected" in err
+        assert f"autograder collect a1_backprop {export}" in err and "--force" in err
+        assert not submitted(course) and not (course / ".autograder").exists()
+    status, out, err = run_cli(capsys, course, A, str(export), "--force")
+    assert status == 0, err
+    assert set(submitted(course)) == {nb_path("alice"), nb_path("bob"), nb_path("carol")}
+    assert out.count(f"does not look like {A}") == 2
+
+
 # --------------------------------------------------------------------------------------------------- limits
 def test_oversized_notebook_is_refused(course, tmp_path, monkeypatch):
     monkeypatch.setattr(lms, "MAX_NOTEBOOK_BYTES", 1000)
@@ -622,11 +819,15 @@ def test_due_date_alone_means_end_of_day():
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        (A, (0, True)),
-        (f"{A}-2", (2, True)),
-        (f"{A} (1)", (1, True)),
-        (f"Copy of {A}", (0, False)),
-        ("notes", (0, False)),
+        (A, ((), True)),
+        (f"{A}-2", ((2,), True)),  # Canvas: uploaded a third time under the same name
+        (f"{A} (1)", ((1,), True)),  # Chrome, Edge (and Moodle's file picker): the second download
+        (f"{A}(3)", ((3,), True)),  # Firefox
+        (f"{A} (2)-1", ((2, 1), True)),  # a third download, uploaded twice to Canvas
+        (f"{A} (1) (1)", ((1, 1), True)),  # Moodle's file picker renaming a browser's copy
+        (f"Copy of {A} (1)", ((1,), False)),
+        (f"Copy of {A}", ((), False)),
+        ("notes", ((), False)),
     ],
 )
 def test_resubmission_number(name, expected):

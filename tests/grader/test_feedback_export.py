@@ -28,6 +28,7 @@ import pathlib
 import re
 import shutil
 import sys
+import zipfile
 
 import nbformat
 import pytest
@@ -330,6 +331,45 @@ def test_feedback_for_an_ungraded_student_says_to_grade(graded):
         feedback.write_feedback(Course.open(course_dir), A, students=["nobody"])
 
 
+REMOTE = re.compile(r"(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)  # http://, https://, //host (protocol-relative)
+
+
+def loaded_urls(page_html: str) -> list[str]:
+    """What a page makes the browser fetch: the src or href of its scripts, styles, images and frames."""
+    tags = r"<(?:script|link|img|iframe|embed|object|source)\b[^>]*?\b(?:src|href|data)\s*=\s*[\"']([^\"']+)"
+    return re.findall(tags, page_html, re.IGNORECASE)
+
+
+def test_pages_load_nothing_from_another_site_and_have_their_mathjax_beside_them(graded):
+    course_dir, pages = graded
+    for written in pages:
+        text = written.path.read_text(encoding="utf-8")
+        assert not [url for url in loaded_urls(text) if REMOTE.match(url)], written.student
+        assert "cdnjs" not in text and "cdn.jsdelivr" not in text
+    text = page(course_dir, "wrong")
+    assert loaded_urls(text).count("mathjax/tex-chtml.js") == 1
+    beside = course_dir / "feedback" / "wrong" / A / "mathjax"
+    assert (beside / "tex-chtml.js").stat().st_size > 500_000
+    assert len(list((beside / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))) > 20
+    # One copy on disk: each page's files are hard links to the grader's own copy.
+    assert os.path.samefile(beside / "tex-chtml.js", course_dir / ".autograder" / "mathjax" / "tex-chtml.js")
+    assert os.path.samefile(
+        beside / "tex-chtml.js", course_dir / "feedback" / "reference" / A / "mathjax" / "tex-chtml.js"
+    )
+
+
+def test_pages_open_with_the_summary_not_a_list_of_test_cell_links(graded):
+    course_dir, _ = graded
+    text = page(course_dir, "wrong")
+    assert 'id="toc"' not in text
+    assert "Test cell</a>" not in text and "Test cell (Score" not in shown_text(text)
+    assert text.index('id="autograder-summary"') < text.index('id="notebook-container"')
+    assert f"{A} (Score: 18.0 / 25.0)" in shown_text(text)
+    # The notebook's Markdown shows as headings and paragraphs, not as their tags.
+    assert re.search(r"<h1 id=\"A1-", text) and "<p>This assignment practises" in text
+    assert "&lt;h1" not in text and "&lt;p&gt;" not in text
+
+
 # -------------------------------------------------------------------------------------------------- export
 def _expected_parts() -> tuple[list[str], dict[str, list[str]]]:
     """Part headers and their test cells, read from the source notebook's headings independently of export."""
@@ -360,11 +400,12 @@ def test_export_csv_is_the_gradebook_part_by_part(exported):
     course_dir, done = exported
     folder = course_dir / "exports"
     assert done.files == [folder / f"{A}.csv", folder / f"{A}.json"] and done.grades == folder / "grades.csv"
-    assert done.counts == {A: {"students": 4, "graded": 3, "failed": 1, "needs manual grading": 0}}
+    counts = {"students": 4, "graded": 3, "failed": 1, "needs manual grading": 0, "missing": 0, "not graded": 0}
+    assert done.counts == {A: counts}
     rows = read_csv(course_dir / "exports" / f"{A}.csv")
     headers, members = _expected_parts()
     assert headers == ["Part A (5)", "Part B (9)", "Part C (8)", "Part D (3)"]
-    assert rows[0] == ["student", "status", *headers, "total", "max", "late", "notes"]
+    assert rows[0] == ["student", "status", *headers, "total", "max", "late", "late_seconds", "notes"]
     points = harness.test_points(_source())
     lost = {gid: pts for mistake in MISTAKES for gid, pts in mistake.loses.items()}
     expected_scores = {
@@ -378,13 +419,15 @@ def test_export_csv_is_the_gradebook_part_by_part(exported):
         scores = gradebook_scores(course_dir, student)
         assert scores == {gid: float(v) for gid, v in expected.items()}
         parts = [sum(scores[gid] for gid in members[h]) for h in headers]
-        late = str(LATE_SECONDS) if student == "wrong" else ""
-        assert body[student] == [student, "graded", *(f"{p:g}" for p in parts), f"{sum(parts):g}", "25", late, ""]
-        assert float(body[student][-4]) == sum(float(v) for v in body[student][2:-4])
+        late = ["yes", str(LATE_SECONDS)] if student == "wrong" else ["", ""]
+        notes = "late: 1 h 0 min after the due date" if student == "wrong" else ""
+        total = [f"{sum(parts):g}", "25"]
+        assert body[student] == [student, "graded", *(f"{p:g}" for p in parts), *total, *late, notes]
+        assert float(body[student][-5]) == sum(float(v) for v in body[student][2:-5])
     assert body["wrong"][2:7] == ["0", "7", "8", "3", "18"]
     broken = body["broken"]
-    assert broken[:2] == ["broken", "failed"] and broken[2:-3] == ["", "", "", "", ""]
-    assert broken[-3:-1] == ["25", ""]
+    assert broken[:2] == ["broken", "failed"] and broken[2:-4] == ["", "", "", "", ""]
+    assert broken[-4:-1] == ["25", "", ""]
     assert "not valid JSON" in broken[-1]
 
 
@@ -406,7 +449,7 @@ def test_export_json_reads_back_as_the_data(exported):
 def test_grades_csv_has_each_students_total(exported):
     course_dir, _ = exported
     rows = read_csv(course_dir / "exports" / "grades.csv")
-    per_assignment = {row[0]: row[-4] for row in read_csv(course_dir / "exports" / f"{A}.csv")[1:]}
+    per_assignment = {row[0]: row[-5] for row in read_csv(course_dir / "exports" / f"{A}.csv")[1:]}
     assert rows[0] == ["student", A]
     assert {row[0]: row[1] for row in rows[1:]} == per_assignment
     assert per_assignment == {"blank": "0", "broken": "", "reference": "25", "wrong": "18"}
@@ -469,6 +512,46 @@ def test_manual_grade_shows_and_survives_grading_again(graded, tmp_path):
     with Gradebook(db) as gradebook:
         grade = gradebook.find_grade("forward_pass_values", A, A, "wrong")
         assert (grade.auto_score, grade.manual_score) == (0, 1.5)
+
+
+def test_the_lms_late_mark_and_missing_students_reach_the_export_and_the_feedback(graded, tmp_path, capsys):
+    """The class's Canvas export collected into the graded course: the reference's submission carries Canvas's LATE
+    mark (no time), a student sent a PDF only. The same notebooks: nothing to grade again."""
+    course_dir = tmp_path / "course"
+    shutil.copytree(graded[0], course_dir)
+    kept = {s: (course_dir / "submitted" / s / A / f"{A}.ipynb").read_bytes() for s in STUDENTS}
+    files = {
+        f"reference_LATE_101_9001_{A}.ipynb": kept["reference"],
+        f"blank_102_9002_{A}.ipynb": kept["blank"],
+        f"wrong_103_9003_{A}.ipynb": kept["wrong"],
+        f"broken_104_9004_{A}.ipynb": kept["broken"],
+        f"nobody_105_9005_{A}.pdf": b"%PDF-1.4",
+    }
+    export_zip = tmp_path / "cnn-a1_submissions.zip"
+    with zipfile.ZipFile(export_zip, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    status, printed, err = _cli(capsys, course_dir, "collect", A, str(export_zip))
+    assert status == 0, err
+    assert "0 new, 0 updated, 4 unchanged; 1 without a notebook" in printed
+
+    export.export_grades(Course.open(course_dir), [A])
+    body = {row[0]: row for row in read_csv(course_dir / "exports" / f"{A}.csv")[1:]}
+    assert body["reference"][-3:] == ["yes", "", "late: marked late by the LMS"]
+    assert body["reference"][-5] == "25"  # a late mark without a penalty changes no score
+    assert body["wrong"][-3:] == ["yes", str(LATE_SECONDS), "late: 1 h 0 min after the due date"]
+    assert body["blank"][-3:] == ["", "", ""]
+    assert body["nobody"][1] == "missing" and f"only: nobody_105_9005_{A}.pdf" in body["nobody"][-1]
+    data = json.loads((course_dir / "exports" / f"{A}.json").read_text(encoding="utf-8"))
+    entry = {s["student"]: s for s in data["students"]}["reference"]
+    assert (entry["late"], entry["late_seconds"], entry["late_reason"]) == (True, None, "marked late by the LMS")
+
+    pages = feedback.write_feedback(Course.open(course_dir), A, students=["reference", "wrong", "blank"])
+    assert all(written.path for written in pages), [written.problem for written in pages]
+    assert "your course's LMS marked it late" in shown_text(page(course_dir, "reference"))
+    assert "submitted 1 h 0 min after the due date" in shown_text(page(course_dir, "wrong"))
+    assert 'id="autograder-late-mark"' not in page(course_dir, "blank")
+    assert 'id="autograder-late-mark"' in page(course_dir, "reference")
 
 
 # ------------------------------------------------------------------------------------------- without grading

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -258,3 +259,73 @@ def test_records_are_json_a_person_can_read(graded):
     course, _, _ = graded
     data = json.loads((course / ".autograder" / A / "records" / "honest_wrong.json").read_text())
     assert data["status"] == "graded" and set(data["points"]) == set(data["scores"])
+
+
+# --------------------------------------------------------------------------------- the report and Ctrl-C
+def _report_rows(printed: str) -> dict[str, list[str]]:
+    """The rows of the per-student table `autograder grade` prints: student -> its five cells."""
+    rows = {}
+    for line in printed.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃]", line)[1:-1]]
+        if len(cells) == 5 and cells[0]:
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_the_report_lists_every_submission_with_its_score_status_and_lateness(tmp_path, capsys, monkeypatch):
+    """The end of `autograder grade`: one row per student (score, status, how late and who says so, reason)."""
+    from nbgrader.api import Gradebook
+    from rich.console import Console
+
+    from autograder.intake import Intake
+
+    monkeypatch.setattr(cli, "out", Console(width=250, highlight=False))  # no cell wrapped
+
+    every = corpus()
+    chosen = ("honest_full", "late_full", "truncated_json")
+    course = make_course(tmp_path / "report", {s: every[s] for s in chosen})
+    os.environ["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        gb.update_or_create_assignment(A, duedate=DUE.replace(tzinfo=None))
+    Intake("honest_full", A, "collected", file=f"honestfull_LATE_7_9_{A}.ipynb", lms="canvas", lms_late=True).save(
+        Course.open(course)
+    )
+    capsys.readouterr()
+    assert grade(course, "--workers", "2", "--no-canary") == 0
+    printed = capsys.readouterr().out
+    rows = _report_rows(printed)
+    assert "a1_backprop: each submission" in printed
+    assert rows["student"] == ["student", "status", "score", "late", "reason and notes"]
+    assert rows["honest_full"][1:4] == ["graded", "25/25", "marked late by the LMS"]
+    assert rows["late_full"][1:4] == ["graded", "25/25", "2 d 0 h after the due date"]
+    assert rows["truncated_json"][1:3] == ["failed", "-"] and "not valid JSON" in rows["truncated_json"][4]
+
+    assert grade(course, "--workers", "2", "--no-canary") == 0  # nothing changed: the same rows, marked so
+    again = _report_rows(capsys.readouterr().out)
+    assert again["honest_full"][1:4] == ["graded (unchanged)", "25/25", "marked late by the LMS"]
+    assert again["truncated_json"][1] == "failed (unchanged)"
+
+
+def test_ctrl_c_stops_grading_quietly_and_keeps_what_finished(tmp_path):
+    every = corpus()
+    course = make_course(tmp_path / "interrupted", {s: every[s] for s in ("honest_blank", "honest_full")})
+    command = [sys.executable, "-m", "autograder", "--course", str(course), "grade", A, "--standin",
+               "--workers", "1", "--no-canary"]  # fmt: skip
+    env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = course / ".autograder" / A / "records"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and not list(records.glob("*.json")):
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 130, err
+    said = err[err.index("[1/2]") :]
+    lines = [line for line in said.splitlines() if line.strip()]
+    assert lines[1:] == ["interrupted: what finished is saved; run the same command again to go on"], said
+    assert "Traceback" not in err and "distributed" not in err and not out.strip()
+    done = grading.records(Course.open(course), A)
+    assert len(done) == 1 and next(iter(done.values())).status == "graded"
+    _wait_until_gone(course)
+    assert _processes_in(course) == [], "grading processes outlived the interrupted run"
