@@ -25,6 +25,10 @@ How real data is handled is chosen by environment variables:
 * ``CNNBOOK_STRICT_DATA=1`` (grading): real data only; a missing dataset raises :class:`DataUnavailableError`
   that says how to cache it;
 * ``CNNBOOK_STANDIN=1``: use the stand-ins without trying the network (CI), with the same notice.
+
+In a graded run the student's code sees the training splits only: the autograder writes them with :func:`seal`
+and points ``CNNBOOK_SEALED_DATA`` at that folder inside the sandbox; there ``load`` reads nothing else and returns
+test splits with no rows (the grader keeps the test split and measures accuracy on its side).
 """
 
 from __future__ import annotations
@@ -100,12 +104,15 @@ class Dataset(tuple):
         self = super().__new__(cls, (train, test))
         self.requested, self.name, self.class_names = requested, name, list(class_names)
         self.is_standin = name != requested
+        self.test_withheld = False  # True in a graded run's sandbox: the grader keeps the test split
         return self
 
     def describe(self) -> str:
         train, test = self
         if isinstance(train, tuple):
             size = f"{len(train[0]):,} train / {len(test[0]):,} test"
+            if self.test_withheld:
+                size = f"{len(train[0]):,} train / the test split is kept by the grader"
         else:  # tf.data datasets of batches (flowers): count the files they were read from
             size = f"{len(train.file_paths):,} train / {len(test.file_paths):,} validation images"
         if self.is_standin:
@@ -204,6 +211,11 @@ def load(name: str, **kwargs) -> Dataset:
         return _load_standin(STANDIN_FOR[key], requested=key, **kwargs)
     try:
         return _load_real(key, **kwargs)
+    except DataUnavailableError:  # a graded run's sandbox without this dataset's training split
+        if strict:
+            raise
+        _announce_standin(key, STANDIN_FOR[key], downloaded=True)
+        return _load_standin(STANDIN_FOR[key], requested=key, **kwargs)
     except Exception as error:  # keras raises a bare Exception on network failure
         if strict:
             raise DataUnavailableError(_missing_message(key, error)) from error
@@ -259,6 +271,9 @@ def quiet_failed_download():
 
 
 def _load_real(name: str, **kwargs) -> Dataset:
+    sealed = _sealed_folder()
+    if sealed is not None:
+        return _load_sealed(sealed, name, requested=name, **kwargs)
     import keras
 
     if name == "flowers":
@@ -312,6 +327,9 @@ def _folder_datasets(root, requested, name, image_size, batch_size, validation_s
 
 
 def _load_standin(name: str, *, requested: str, **kwargs) -> Dataset:
+    sealed = _sealed_folder()
+    if sealed is not None:
+        return _load_sealed(sealed, "flowers" if requested == "flowers" else name, requested=requested, **kwargs)
     if requested == "flowers":
         return _shapes_folder(requested=requested, **kwargs)
     if name == "digits":
@@ -478,6 +496,72 @@ def _xo(n_flips: int = 2, copies: int = 4, seed: int = 0):
         idx = rng.choice(81, size=n_flips, replace=False)
         image.flat[idx] *= -1
     return (clean, labels), (noisy, np.repeat(labels, copies))
+
+
+# ------------------------------------------------------------------------------------ graded runs: sealed data
+SEALED_ENV = "CNNBOOK_SEALED_DATA"
+SEALED_KEYS = ("x_train", "y_train", "class_names")
+REAL_FILES = {  # what must be in the Keras cache for a real dataset to load without the network
+    "mnist": ["mnist.npz"],
+    "fashion_mnist": [f"fashion-mnist/{part}-{kind}-idx{n}-ubyte.gz" for part in ("train", "t10k")
+                      for kind, n in (("images", 3), ("labels", 1))],
+    "cifar10": [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)] + ["cifar-10-batches-py/test_batch"],
+}  # fmt: skip
+
+
+def _sealed_folder() -> pathlib.Path | None:
+    value = os.environ.get(SEALED_ENV, "").strip()
+    return pathlib.Path(value) if value else None
+
+
+def _load_sealed(folder: pathlib.Path, name: str, *, requested: str, **kwargs) -> Dataset:
+    """A graded run's dataset: the training split the grader wrote, and a test split with no rows."""
+    if kwargs:
+        raise DataUnavailableError(
+            f"load({requested!r}) with options ({', '.join(sorted(kwargs))}) is not available in a graded run: "
+            "the grader provides each dataset's training split as the course loads it by default. Call "
+            f"load({requested!r}) without options."
+        )
+    path = folder / f"{name}.npz"
+    if not path.is_file():
+        raise DataUnavailableError(
+            f"The '{name}' dataset is not available in this graded run: the grader provides the training split of "
+            f"each dataset its machine holds, and '{name}' is not one of them."
+        )
+    with np.load(path, allow_pickle=False) as stored:
+        x_train, y_train = stored["x_train"], stored["y_train"]
+        class_names = [str(c) for c in stored["class_names"]]
+    x_test = np.empty((0, *x_train.shape[1:]), dtype=x_train.dtype)
+    y_test = np.empty((0, *y_train.shape[1:]), dtype=y_train.dtype)
+    dataset = Dataset(
+        (x_train, y_train), (x_test, y_test), requested=requested, name=name, class_names=class_names
+    )
+    dataset.test_withheld = True
+    return dataset
+
+
+def seal(folder: str | pathlib.Path) -> list[str]:
+    """Write the training split of every dataset that loads here without the network into ``folder`` (one
+    ``<name>.npz`` each: ``x_train``, ``y_train``, ``class_names``; never a test split), for a graded run's
+    sandbox (``CNNBOOK_SEALED_DATA``). Real datasets are written when their files are in the Keras cache; the
+    stand-ins digits, shapes and xo always. Returns the names written."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if _sealed_folder() is not None:
+        raise RuntimeError(f"{SEALED_ENV} is set: sealed data cannot be written from sealed data")
+    splits = {}
+    for name, files in REAL_FILES.items():
+        if all((keras_cache_dir() / f).is_file() for f in files):
+            splits[name] = (_load_real(name)[0], CLASS_NAMES[name])
+    splits["digits"] = (_digits()[0], CLASS_NAMES["digits"])
+    splits["shapes"] = (_shapes()[0], CLASS_NAMES["shapes"])
+    splits["xo"] = (_xo()[0], CLASS_NAMES["xo"])
+    for name, ((x_train, y_train), class_names) in splits.items():
+        partial = folder / f".{name}.partial.npz"
+        np.savez(partial, x_train=x_train, y_train=y_train, class_names=np.array(class_names, dtype=str))
+        partial.chmod(0o644)
+        partial.replace(folder / f"{name}.npz")
+    return list(splits)
 
 
 def fetch(name: str) -> pathlib.Path:

@@ -18,6 +18,7 @@ import nbformat
 from .. import submission as submissions
 from ..course import Course
 from ..records import FAILED, GRADED, Record
+from ..sandbox import datasets
 from .nbgrader_run import grading_env, run_nbgrader
 from .prepare import GradingSetup, WorkerKit, sha256
 from .readout import cell_errors, executor_notes, failure_reason, first_error, sandbox_stopped
@@ -214,10 +215,13 @@ def grade_in(job: Job, nb, work: pathlib.Path, slot: int, outcome: JobOutput) ->
         (work / "submitted" / student / assignment / "timestamp.txt").write_text(job.timestamp)
     limit = job.submission_timeout
     log = work / "nbgrader.log"
+    env = grading_env(kit.standin)
+    if kit.isolate:  # the sandbox gets the training splits only, built once per worker process
+        env[datasets.ENV] = str(datasets.training_splits(env))
     status = run_nbgrader(
         ["autograde", assignment, "--student", student],
         work,
-        grading_env(kit.standin),
+        env,
         limit,
         log,
         warm_start=job.warm_start,

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 
+from . import datasets
+
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent  # the autograder package, which the grader imports
 SLOT_UID_BASE = 61000  # sandbox user ids when the grader runs as root: 61000 + slot
 GRADER_UID_BASE = 62000  # the grader's test process drops to 62000 + slot once its sandbox runs (run by root)
@@ -132,6 +134,9 @@ def needed_paths() -> list[pathlib.Path]:
     data = keras_home()
     if data is not None:
         paths.append(data.resolve())
+    sealed = os.environ.get(datasets.ENV, "").strip()  # the sandbox's training splits, bound by the keeper
+    if sealed:
+        paths.append(pathlib.Path(sealed).resolve())
     fonts = pathlib.Path.home() / ".cache" / "matplotlib"  # Matplotlib's font list, read on import
     if fonts.is_dir():
         paths.append(fonts.resolve())

@@ -2,11 +2,12 @@
 
 The sandbox is bubblewrap (``bwrap``, Debian package ``bubblewrap``): new mount, PID, network, IPC and UTS
 namespaces; a root file system holding only the system libraries, the Python environment, the course helpers
-(``cnnbook``) and the datasets, all read-only, and a size-limited ``tmpfs`` as the only writable place; no network
-device but loopback. Run by root, the student's code is switched to an unprivileged user of its own (one per
-grading slot, so two sandboxes never share a process count) with no capabilities; run by anyone else, bubblewrap
-maps the user into a user namespace with no capabilities. The runner applies CPU, memory, process, file-size and
-open-file limits before it runs any student code, and the grader's watchdog enforces wall time per cell.
+(``cnnbook``) and the training splits of the datasets (``datasets``), all read-only, and a size-limited ``tmpfs``
+as the only writable place; no network device but loopback. Run by root, the student's code is switched to an
+unprivileged user of its own (one per grading slot, so two sandboxes never share a process count) with no
+capabilities; run by anyone else, bubblewrap maps the user into a user namespace with no capabilities. The runner
+applies CPU, memory, process, file-size and open-file limits before it runs any student code, and the grader's
+watchdog enforces wall time per cell.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import time
 
 from ..processes import die_with_parent
 from . import wire
-from .isolation import PACKAGE, bwrap, bwrap_prefix, keras_home, python_binds
+from .datasets import INSIDE, masked_data_folders, training_splits
+from .isolation import PACKAGE, bwrap, bwrap_prefix, python_binds
 
 HERE = pathlib.Path(__file__).resolve().parent
 SIDE = "/grader/autograder/sandbox"  # where the sandbox sees this package's student-side files
@@ -149,9 +151,9 @@ class Sandbox:
         binds += ["--ro-bind", str(PACKAGE / "__init__.py"), "/grader/autograder/__init__.py"]
         for name in STUDENT_SIDE:  # only what the runner imports: nothing of the grader's own side is in reach
             binds += ["--ro-bind", str(HERE / name), f"{SIDE}/{name}"]
-        data = keras_home()
-        if data is not None:
-            binds += ["--ro-bind", str(data), "/data/keras"]
+        for folder in masked_data_folders():  # the data a stand-in's test split could be rebuilt from
+            binds += ["--tmpfs", folder]
+        binds += ["--ro-bind", str(training_splits(self.env)), INSIDE]  # training splits only
         return prefix[:split] + binds + prefix[split:] + [sys.executable, *runner, RUNNER]
 
     def _environment(self, home: str) -> dict[str, str]:
@@ -172,8 +174,7 @@ class Sandbox:
             AUTOGRADER_LIMITS=json.dumps(self.limits.for_runner()),
             AUTOGRADER_OUTPUT_CHARS=str(self.limits.output_chars),
         )
-        if keras_home() is not None:
-            env["KERAS_HOME"] = "/data/keras"
+        env["CNNBOOK_SEALED_DATA"] = INSIDE
         return env
 
     def start(self, timeout: float = 120) -> None:

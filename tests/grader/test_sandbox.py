@@ -318,12 +318,14 @@ def test_malformed_replies_are_errors_not_crashes():
     assert codec.rough_size(np.zeros((1000, 1000)), 1 << 20, 1 << 30) == (0, 8_000_000)
 
 
+A4 = "a4_keras_cnn"
+
+
 def test_a_name_the_tests_define_stays_the_tests(tmp_path):
     """a4's graded run sets ``graded_accuracy`` in a test cell, and the accuracy tiers read it: a student cell
     after it that sets its own (stock nbgrader: all ten tier points for a blank notebook) is refused, and the
     record says so."""
-    a4 = "a4_keras_cnn"
-    release = harness.read(harness.release_path(a4))
+    release = harness.read(harness.release_path(A4))
     forged = nbformat.from_dict(json.loads(nbformat.writes(release)))
     after = next(
         i
@@ -331,14 +333,103 @@ def test_a_name_the_tests_define_stays_the_tests(tmp_path):
         if harness.nbgrader_meta(c).get("grade_id") == "graded_training_within_budget"
     )
     forged.cells.insert(after + 1, nbformat.v4.new_code_cell("graded_accuracy = 0.999\nTHRESHOLDS = {}\n"))
+    course = _graded_a4_course(tmp_path, {"blank": release, "forged": forged})
+    records = grading.records(Course.open(course), A4)
+    assert records["blank"].score == records["forged"].score == 0.0
+    assert any("graded_accuracy (defined by the instructor's cells)" in n for n in records["forged"].notes)
+
+
+def _graded_a4_course(tmp_path: pathlib.Path, submissions: dict) -> pathlib.Path:
+    """A course holding a4 and ``submissions`` (student -> notebook), graded with the stand-ins in the sandbox."""
     course = tmp_path / "course"
     (course / "source").mkdir(parents=True)
     (course / "nbgrader_config.py").write_text((harness.ROOT / "nbgrader_config.py").read_text())
-    shutil.copytree(harness.ROOT / "source" / a4, course / "source" / a4)
-    for student, nb in (("blank", release), ("forged", forged)):
-        (course / "submitted" / student / a4).mkdir(parents=True)
-        nbformat.write(nb, course / "submitted" / student / a4 / f"{a4}.ipynb")
-    assert cli.main(["--course", str(course), "grade", a4, "--standin", "--no-canary", "--workers", "2"]) == 0
-    records = grading.records(Course.open(course), a4)
-    assert records["blank"].score == records["forged"].score == 0.0
-    assert any("graded_accuracy (defined by the instructor's cells)" in n for n in records["forged"].notes)
+    shutil.copytree(harness.ROOT / "source" / A4, course / "source" / A4)
+    for student, nb in submissions.items():
+        (course / "submitted" / student / A4).mkdir(parents=True)
+        nbformat.write(nb, course / "submitted" / student / A4 / f"{A4}.ipynb")
+    assert cli.main(["--course", str(course), "grade", A4, "--standin", "--no-canary", "--workers", "2"]) == 0
+    return course
+
+
+LOOK_FOR_THE_TEST_SPLIT = """
+import glob
+import os
+
+def look_for_the_test_split():
+    found = [f"x_test has {len(x_test)} rows", f"y_test has {len(y_test)} rows"]
+    found.append(f"load('mnist') gives {len(cnnbook.data.load('mnist')[1][0])} test rows")
+    try:
+        from sklearn.datasets import load_digits
+        found.append(f"load_digits gives {len(load_digits().images)} images")
+    except Exception as error:
+        found.append(f"load_digits fails ({type(error).__name__})")
+    tests = []
+    for pattern in ("/data/**/*", "/tmp/**/*", os.path.expanduser("~/.keras/**/*")):
+        for path in glob.glob(pattern, recursive=True):
+            try:
+                with np.load(path, allow_pickle=False) as stored:
+                    tests += [f"{path}:{key}" for key in stored.files if "test" in key]
+            except Exception:
+                pass
+    found.append(f"files with a test split: {tests}")
+    return found
+
+FOUND = look_for_the_test_split()
+print("\\n".join(FOUND))
+"""
+
+PEEKING_SOLUTIONS = {
+    "prepare_images_code": """
+PREPARED = []  # the sizes of the arrays the tests prepared, in order
+
+def prepare_images(x):
+    PREPARED.append(len(x))
+    return (np.asarray(x, dtype=np.float32) / np.float32(255))[..., np.newaxis]
+""",
+    "train_model_code": """
+def train_model(model, x_train, y_train):
+    peeked = [f for f in FOUND if not f.endswith((" 0 rows", " 0 test rows", ": []")) and " fails (" not in f]
+    if N_TEST in PREPARED:
+        peeked.append("prepare_images was given the test images before training")
+    if peeked:
+        raise RuntimeError("PEEKED: " + "; ".join(peeked))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=3e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model.fit(x_train, y_train, epochs=EPOCH_BUDGET, batch_size=32, verbose=2)
+""",
+}
+
+
+def test_a_graded_run_never_sees_the_test_split(tmp_path):
+    """a4's graded run trains the student's model with the student's own code: that code must have no way to
+    train on the test split. A submission that looks everywhere for it (the given cell's x_test and y_test,
+    cnnbook.data.load, scikit-learn's digits the stand-in is made from, any file with a test array in the sandbox,
+    the images its prepare_images is given before training) and refuses to train when it finds any must find
+    nothing: it scores what the reference solution scores, and its own report says what it saw."""
+    from cnnbook import data
+
+    n_test = len(data._digits()[1][0])  # the stand-in's test split, on the grader's side
+    release = harness.read(harness.release_path(A4))
+    solutions = harness.reference_solutions(harness.read(harness.source_path(A4)))
+    reference = harness.fill(release, solutions)
+    solutions.update({k: f"N_TEST = {n_test}\n{v}" for k, v in PEEKING_SOLUTIONS.items()})
+    peeking = harness.fill(release, solutions)
+    data_cell = next(
+        i for i, c in enumerate(peeking.cells) if harness.nbgrader_meta(c).get("grade_id") == "data_and_budgets"
+    )
+    peeking.cells.insert(data_cell + 1, nbformat.v4.new_code_cell(LOOK_FOR_THE_TEST_SPLIT))
+    course = _graded_a4_course(tmp_path, {"reference": reference, "peeking": peeking})
+    records = grading.records(Course.open(course), A4)
+    assert records["reference"].score == sum(harness.test_points(release).values())
+    assert records["peeking"].score == records["reference"].score, records["peeking"].notes
+    graded = nbformat.read(course / "autograded" / "peeking" / A4 / f"{A4}.ipynb", as_version=4)
+    seen = "".join(o.get("text", "") for o in graded.cells[data_cell + 1].get("outputs", []))
+    expected = ("x_test has 0 rows", "y_test has 0 rows", "load('mnist') gives 0 test rows", "load_digits fails (")
+    for line in (*expected, "files with a test split: []"):
+        assert line in seen, seen
+    run = next(
+        c for c in graded.cells if harness.nbgrader_meta(c).get("grade_id") == "graded_training_within_budget"
+    )
+    printed = "".join(o.get("text", "") for o in run.get("outputs", []))
+    assert "test accuracy" in printed and "PEEKED" not in printed, printed

@@ -244,6 +244,50 @@ def test_strict_mode_raises_with_instructions(monkeypatch, tmp_path):
     assert str(tmp_path / "datasets" / "mnist.npz") in message
 
 
+def test_a_graded_run_sees_the_training_splits_only(monkeypatch, tmp_path):
+    """What the grader writes for a sandbox (seal) holds no test split, and load() there returns the same
+    training split as outside and a test split with no rows, for a real dataset and for a stand-in."""
+    for name in ("CNNBOOK_STRICT_DATA", "CNNBOOK_STANDIN", "CNNBOOK_SEALED_DATA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    (tmp_path / "keras" / "datasets").mkdir(parents=True)
+    (tmp_path / "keras" / "datasets" / "mnist.npz").write_bytes(b"")  # cached: the loader below stands for it
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8), rng.integers(0, 10, 6, dtype=np.uint8)
+    test = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), rng.integers(0, 10, 4, dtype=np.uint8)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: (train, test))
+    sealed = tmp_path / "sealed"
+    assert data.seal(sealed) == ["mnist", "digits", "shapes", "xo"]
+    for path in sealed.iterdir():
+        with np.load(path, allow_pickle=False) as stored:
+            assert sorted(stored.files) == sorted(data.SEALED_KEYS), path.name
+
+    def must_not_be_called():
+        raise AssertionError("a graded run's load read the Keras cache")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", must_not_be_called)
+    monkeypatch.setenv("CNNBOOK_SEALED_DATA", str(sealed))
+    monkeypatch.setenv("CNNBOOK_STRICT_DATA", "1")
+    ds = data.load("mnist")
+    (x, y), (x_test, y_test) = ds
+    np.testing.assert_array_equal(x, train[0])
+    np.testing.assert_array_equal(y, train[1])
+    assert x_test.shape == (0, 28, 28) and x_test.dtype == np.uint8 and y_test.shape == (0,)
+    assert ds.test_withheld and ds.describe() == "mnist, 6 train / the test split is kept by the grader"
+    monkeypatch.setenv("CNNBOOK_STRICT_DATA", "0")
+    monkeypatch.setenv("CNNBOOK_STANDIN", "1")
+    ds = data.load("mnist")
+    np.testing.assert_array_equal(ds[0][0], data._digits()[0][0])
+    assert ds.name == "digits" and len(ds[1][0]) == 0 and ds[1][0].shape[1:] == (28, 28)
+    assert len(data.load("cifar10")[1][1]) == 0 and len(data.load("xo")[1][0]) == 0
+    with pytest.raises(data.DataUnavailableError, match="not available in this graded run"):
+        data.load("flowers")
+    with pytest.raises(data.DataUnavailableError, match="without options"):
+        data.load("digits", test_fraction=0.5)
+    with pytest.raises(RuntimeError, match="cannot be written from sealed data"):
+        data.seal(tmp_path / "again")
+
+
 def test_standin_switch_does_not_touch_the_network(monkeypatch, capsys):
     monkeypatch.setenv("CNNBOOK_STANDIN", "1")
 
