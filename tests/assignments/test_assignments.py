@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib
+import json
 import pathlib
 import re
 import shutil
@@ -147,6 +148,21 @@ def test_wrong_answer_loses_exactly_its_points(assignment, answer, graded):
     assert outcome.lost(answer.student) == {g: float(p) for g, p in answer.loses.items()}, answer.mistake
 
 
+def test_a4_calibration_starts_from_provisional_mnist_tiers(tmp_path):
+    """Before any calibration, real MNIST has provisional tiers (stated top tier, the measured tiers' rule) and
+    the stand-in none; a measured entry is never replaced by a provisional one."""
+    from tools import calibrate_a4
+
+    record = calibrate_a4.read_record(tmp_path / "none.json")
+    mnist, digits = record["datasets"]["mnist"], record["datasets"]["digits"]
+    assert mnist["provisional"] and not mnist["measured"] and mnist["tiers"] == [0.535, 0.796, 0.97]
+    assert digits["tiers"] is None and not digits["measured"]
+    assert calibrate_a4.thresholds_literal(record, 3) == '{"digits": None, "mnist": 0.97}'
+    measured = {"measured": True, "tiers": [0.6, 0.8, 0.99]}
+    (tmp_path / "measured.json").write_text(json.dumps({"datasets": {"mnist": measured}}))
+    assert calibrate_a4.read_record(tmp_path / "measured.json")["datasets"]["mnist"] == measured
+
+
 def test_a4_accuracy_tiers_are_the_recorded_calibration():
     """The tier cells' thresholds are derived, by the stated rule, from >= 5 recorded runs of the reference."""
     import ast
@@ -162,6 +178,12 @@ def test_a4_accuracy_tiers_are_the_recorded_calibration():
         in_notebook = ast.literal_eval(line.split("=", 1)[1].split("#")[0].strip())
         assert set(in_notebook) == set(record)
         for name, entry in record.items():
+            if not entry["measured"] and entry.get("provisional"):  # real MNIST where it cannot be downloaded
+                fraction = entry["rule"]["tier_fractions"][tier - 1]
+                expected = math.floor((0.1 + fraction * (entry["top"] - 0.1)) * 1000 + 1e-6) / 1000
+                assert in_notebook[name] == entry["tiers"][tier - 1] == pytest.approx(expected, abs=1e-9)
+                assert "LeCun et al. (1998)" in entry["basis"] and "calibrate_a4" in entry["command"]
+                continue
             if not entry["measured"]:
                 assert in_notebook[name] is None, f"{name} has a tier without a measured calibration"
                 continue
