@@ -206,6 +206,10 @@ def grading_env() -> dict[str, str]:
         PYTHONHASHSEED="0",
     )
     env.pop("MPLBACKEND", None)
+    from autograder.sandbox import datasets  # the sandbox's training splits, built here once (as the grader's
+    # workers do), not in each nbgrader process, which may have dropped root by the time it exits
+
+    env[datasets.ENV] = str(datasets.training_splits(env))
     return env
 
 
