@@ -285,3 +285,46 @@ def test_explorer_empty_output_in_subprocess():
         "static axes 4 live VBox",
         "tensorflow imported: False",
     ], lines
+
+
+def test_visual_cortex_toy_cells(ns):
+    """The simple cell fires for a vertical bar at one place only; the complex cell anywhere nearby; neither for a
+    horizontal bar (the notebook's printed table and its text say so)."""
+    simple, complex_, bar = ns["simple_cell"], ns["complex_cell"], ns["bar_image"]
+    simple_responses = {c: simple(bar(column=c)) for c in range(9)}
+    complex_responses = {c: complex_(bar(column=c)) for c in range(9)}
+    assert {c for c, v in simple_responses.items() if v > 0} == {4} and simple_responses[4] == 6
+    assert {c for c, v in complex_responses.items() if v > 0} == {2, 3, 4, 5, 6}
+    assert set(complex_responses[c] for c in range(2, 7)) == {6}
+    assert simple(bar(row=4)) == 0 and complex_(bar(row=4)) == 0
+    # The complex cell is a max pooling of the simple cells' map (ReLU of the filter's correlation).
+    image = bar(column=3)
+    relu_map = np.maximum(ns["conv2d_loops"](image, ns["VERTICAL_BAR"]), 0)
+    assert complex_(image) == relu_map[0:7, 1:6].max()
+    # Exercise 6: the horizontal version.
+    horizontal = ns["VERTICAL_BAR"].T
+    responses = [complex_(bar(row=r), horizontal, rows=range(1, 6), cols=range(0, 7)) for r in range(1, 8)]
+    assert responses == [0, 6, 6, 6, 6, 6, 0]
+    assert complex_(bar(column=4), horizontal, rows=range(1, 6), cols=range(0, 7)) == 0
+
+
+def test_sliding_window_example(ns):
+    sliding = ns["SLIDING_INPUT"]
+    np.testing.assert_array_equal(sliding[:3, :4], ns["SEED_INPUT"])
+    out = ns["conv2d_loops"](sliding, ns["SEED_FILTER"])
+    assert out.shape == (3, 3)
+    assert list(out[0, :2]) == [32, 36]  # the lecture's two sums are steps 1 and 2
+    assert out[1, 1] == 21  # exercise 5
+    np.testing.assert_array_equal(out, ns["conv2d_numpy"](sliding, ns["SEED_FILTER"])[..., 0])
+
+
+def test_notebook_cites_the_visual_cortex_sources():
+    import json
+
+    nb = json.loads((ROOT / NOTEBOOK).read_text(encoding="utf-8"))
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    for key in ("hubel1959", "hubel1962", "fukushima1980", "lecun1998"):
+        assert key in text
+    bib = (ROOT / "book" / "references.bib").read_text(encoding="utf-8")
+    for key in ("hubel1959", "hubel1962", "fukushima1980"):
+        assert f"{{{key}," in bib

@@ -434,6 +434,220 @@ def test_notebook_is_clean_and_framed():
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None
     text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-    for key in ("lecun1998", "krizhevsky2012", "szegedy2015", "he2016", "chollet2017", "dumoulin2016"):
+    for key in (
+        "lecun1998",
+        "krizhevsky2012",
+        "szegedy2015",
+        "he2016",
+        "chollet2017",
+        "dumoulin2016",
+        "simonyan2015",
+        "russakovsky2015",
+        "araujo2019",
+        "luo2016",
+    ):
         assert f"{{cite}}`{key}`" in text
-    assert text.count("```{exercise}") >= 3
+    assert text.count("```{exercise}") >= 7
+
+
+# ---------------------------------------------------------------- receptive fields
+
+
+def _gradient_receptive_field(specs, size):
+    """Brute force, independent of the notebook: the extent of the input pixels with a non-zero gradient of one
+    output unit of a stack of all-ones 'valid' convolutions with the given (kernel, stride, dilation)."""
+    import tensorflow as tf
+
+    model = keras.Sequential(
+        [keras.Input((size, size, 1))]
+        + [
+            layers.Conv2D(1, k, strides=s, dilation_rate=d, use_bias=False, kernel_initializer="ones")
+            for k, s, d in specs
+        ]
+    )
+    x = tf.Variable(tf.ones((1, size, size, 1)))
+    with tf.GradientTape() as tape:
+        y = model(x)
+        unit = y[0, y.shape[1] // 2, y.shape[2] // 2, 0]
+    gradient = tape.gradient(unit, x).numpy()[0, :, :, 0]
+    rows = np.flatnonzero(gradient.any(axis=1))
+    return int(rows.max() - rows.min() + 1)
+
+
+def test_receptive_field_formula_matches_gradients(ns):
+    receptive_field = ns["receptive_field"]
+    rng = np.random.default_rng(11)
+    for _ in range(12):
+        specs = []
+        for _ in range(int(rng.integers(1, 5))):
+            k, s = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+            d = int(rng.integers(1, 3)) if s == 1 and k > 1 else 1  # Keras: no dilation with strides
+            specs.append((k, s, d))
+        r, jump = receptive_field(specs)[-1]
+        assert jump == math.prod(s for _, s, _ in specs)
+        size = r + 2 * jump + 4
+        assert _gradient_receptive_field(specs, size) == r, specs
+
+
+def test_receptive_field_worked_examples(ns):
+    receptive_field = ns["receptive_field"]
+    small = [(k, s) for _, k, s in ns["RF_SMALL_CNN"]]
+    assert [r for r, _ in receptive_field(small)] == [5, 6, 10, 12, 20]
+    assert _gradient_receptive_field([(k, s, 1) for k, s in small], 40) == 20
+    alexnet = [(k, s) for _, k, s in ns["RF_ALEXNET"]]
+    assert receptive_field(alexnet)[-1] == (195, 32)
+    assert _gradient_receptive_field([(k, s, 1) for k, s in alexnet], 227) == 195
+    # The AlexNet stack is the one of the notebook's AlexNet (kernels and strides of its convolutions and pools).
+    convs_and_pools = [
+        (o["kernel_size"] if kind == "conv" else o["pool_size"], o.get("strides") or o["pool_size"])
+        for _, kind, o in ns["alexnet_spec"]()
+        if kind in ("conv", "maxpool")
+    ]
+    assert convs_and_pools == alexnet
+    # Exercise 5: the Fashion-MNIST CNN's last pooling sees 38 pixels.
+    fashion = [(7, 1), (2, 2), (3, 1), (3, 1), (2, 2), (3, 1), (3, 1), (2, 2)]
+    assert receptive_field(fashion)[-1] == (38, 8)
+
+
+# ---------------------------------------------------------------- ImageNet
+
+
+def test_top_k_error_matches_keras(ns):
+    rng = np.random.default_rng(12)
+    scores = rng.random((200, 20)).astype("float32")  # continuous: no ties
+    labels = rng.integers(0, 20, 200)
+    for k in (1, 3, 5):
+        metric = keras.metrics.SparseTopKCategoricalAccuracy(k=k)
+        metric.update_state(labels, scores)
+        assert ns["top_k_error"](scores, labels, k) == pytest.approx(1 - float(metric.result()), abs=1e-6)
+    assert ns["top_k_error"](scores, labels, 20) == 0.0
+
+
+def test_ilsvrc_timeline(ns):
+    results = ns["ILSVRC_RESULTS"]
+    years = [r["year"] for r in results]
+    assert years == sorted(years) and years[0] == 2010 and years[-1] == 2015
+    best = {}
+    for r in results:
+        best[r["year"]] = min(best.get(r["year"], 100.0), r["top5"])
+    assert list(best.values()) == sorted(best.values(), reverse=True)
+    by_model = {r["model"]: r for r in results if "layers" in r}
+    assert [
+        (by_model[m]["year"], by_model[m]["top5"]) for m in ("AlexNet", "ZFNet", "VGG", "GoogLeNet", "ResNet")
+    ] == [
+        (2012, 15.3),
+        (2013, 11.7),
+        (2014, 7.3),
+        (2014, 6.67),
+        (2015, 3.57),
+    ]
+    seed = ns["SEED_TOP5"]
+    assert seed == {"AlexNet": 17.0, "GoogLeNet": "below 7", "ResNet": 3.6}  # as S5 writes them
+    assert round(by_model["ResNet"]["top5"], 1) == seed["ResNet"]
+    assert by_model["GoogLeNet"]["top5"] < 7
+    assert by_model["AlexNet"]["top5"] != seed["AlexNet"]  # the notebook explains the 2010 test set
+    assert by_model["ResNet"]["top5"] < ns["HUMAN_TOP5"] < by_model["GoogLeNet"]["top5"]
+    assert all(r["source"] for r in results)
+
+
+# ---------------------------------------------------------------- VGG
+
+
+@pytest.mark.parametrize("channels", [16, 64, 512])
+@pytest.mark.parametrize("n_layers", [2, 3])
+def test_stacked_3x3_against_keras(ns, channels, n_layers):
+    ours = ns["stacked_3x3"](channels, n_layers)
+    k = ours["receptive_field"]
+    assert k == 2 * n_layers + 1
+    assert _gradient_receptive_field([(3, 1, 1)] * n_layers, k + 4) == k
+    inputs = keras.Input((k + 2, k + 2, channels))
+    x = inputs
+    for _ in range(n_layers):
+        x = layers.Conv2D(channels, 3)(x)
+    assert keras.Model(inputs, x).count_params() == ours["stack_params"]
+    assert keras.Model(inputs, layers.Conv2D(channels, k)(inputs)).count_params() == ours["single_params"]
+    unbiased = ns["stacked_3x3"](channels, n_layers, use_bias=False)
+    expected = {2: 18 / 25, 3: 27 / 49}[n_layers]
+    assert unbiased["stack_params"] / unbiased["single_params"] == pytest.approx(expected)
+    assert (ours["stack_relus"], ours["single_relus"]) == (n_layers, 1)
+
+
+def test_vgg16_parameters_and_memory(ns):
+    model = keras.applications.VGG16(weights=None)
+    rows = _check_table_against(ns, (224, 224, 3), ns["vgg_spec"](ns["VGG16_BLOCKS"]), model)
+    total = model.count_params()
+    assert total == 138_357_544
+    fc1 = model.get_layer("fc1").count_params()
+    convs = sum(layer.count_params() for layer in model.layers if isinstance(layer, layers.Conv2D))
+    assert fc1 == 102_764_544 and round(fc1 / total, 3) == 0.743
+    assert convs == 14_714_688 and round(convs / total, 3) == 0.106
+    values = [int(np.prod(layer.output.shape[1:])) for layer in model.layers[1:]
+              if not isinstance(layer, (layers.Flatten, layers.Dropout))]  # fmt: skip
+    assert sum(values) == 15_087_080 and round(sum(values) * 4 / 2**20, 1) == 57.6
+    early = sum(
+        int(np.prod(layer.output.shape[1:]))
+        for layer in model.layers
+        if layer.name.startswith(("block1", "block2"))
+    )
+    assert round(early / sum(values), 2) == 0.72
+    mults = sum(_keras_mults(layer) for layer in model.layers if isinstance(layer, (layers.Conv2D, layers.Dense)))
+    conv_mults = sum(_keras_mults(layer) for layer in model.layers if isinstance(layer, layers.Conv2D))
+    assert ns["table_totals"](rows)["mults"] == mults and round(mults / 1e9, 2) == 15.47
+    assert round(conv_mults / mults, 3) == 0.992
+    del model
+    keras.backend.clear_session()
+
+
+def test_inception_bottleneck_parameter_savings():
+    inputs = keras.Input((28, 28, 256))
+    naive = keras.Model(inputs, _inception(inputs, 128, 192, 96)).count_params()
+    reduced = keras.Model(inputs, _inception(inputs, 128, 192, 96, 64, 64, 64)).count_params()
+    assert (naive, reduced) == (1_089_952, 346_720)
+    assert round(1 - reduced / naive, 2) == 0.68
+    assert round(1 - 271_351_808 / 854_196_224, 2) == 0.68
+
+
+# ---------------------------------------------------------------- ResNet on CIFAR-10 and its recipe
+
+
+def _trainable(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+
+
+def test_cifar_resnets_have_the_papers_sizes_and_free_shortcuts(ns):
+    for depth, millions in ((20, 0.27), (56, 0.85)):
+        resnet, plain = ns["cifar_resnet"](depth), ns["cifar_resnet"](depth, shortcuts=False)
+        assert round(_trainable(resnet) / 1e6, 2) == millions
+        assert resnet.count_params() == plain.count_params() and _trainable(resnet) == _trainable(plain)
+        n = (depth - 2) // 6
+        assert sum(isinstance(layer, layers.Add) for layer in resnet.layers) == 3 * n
+        assert sum(isinstance(layer, layers.Add) for layer in plain.layers) == 0
+        weight_layers = [layer for layer in resnet.layers if isinstance(layer, (layers.Conv2D, layers.Dense))]
+        assert len(weight_layers) == depth
+        assert resnet.output.shape == (None, 10)
+        keras.backend.clear_session()
+    with pytest.raises(ValueError, match="6n"):
+        ns["cifar_resnet"](21)
+
+
+def test_resnet_recipe(ns):
+    import tensorflow as tf
+
+    recipe = ns["RESNET_RECIPE"]
+    assert (recipe["momentum"], recipe["learning_rate"], recipe["lr_drop_factor"]) == (0.9, 0.1, 0.1)
+    assert (recipe["batch_size"], recipe["weight_decay"], recipe["dropout"]) == (256, 1e-4, None)
+    model = ns["cifar_resnet"](20)
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    for conv in convs:  # batch normalization right after every convolution, He initialization, weight decay
+        bn = model.get_layer(conv.name.replace("_conv", "_bn"))
+        assert isinstance(bn, layers.BatchNormalization) and bn.input is conv.output
+        assert isinstance(conv.kernel_initializer, keras.initializers.HeNormal)
+        with tf.GradientTape() as tape:
+            penalty = conv.kernel_regularizer(conv.kernel)
+        np.testing.assert_allclose(tape.gradient(penalty, conv.kernel), 1e-4 * conv.kernel.numpy(), rtol=1e-5)
+    assert not any(isinstance(layer, layers.Dropout) for layer in model.layers)
+    plateau = ns["compile_with_recipe"](model)
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert model.optimizer.momentum == pytest.approx(0.9)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.1)
+    assert isinstance(plateau, keras.callbacks.ReduceLROnPlateau) and plateau.factor == pytest.approx(0.1)

@@ -112,3 +112,22 @@ def test_occlusion_marks_the_region_the_score_depends_on(lecture):
     occlusion = lecture["occlusion_map"](probabilities, image, 0, patch=4, stride=2)
     assert occlusion.shape == (16, 16)
     assert occlusion[mask == 1].mean() > 0.05 > abs(occlusion[:, :6].mean())
+
+
+def test_applications_section_is_there_and_cited():
+    import json
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    nb = json.loads((root / NOTEBOOK).read_text(encoding="utf-8"))
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "## Beyond classification" in text
+    for task in ("detection", "segmentation", "style transfer", "retrieval"):
+        assert task in text.lower()
+    bib = (root / "book" / "references.bib").read_text(encoding="utf-8")
+    cited = set(re.findall(r"\{cite\}`([^`]+)`", text))
+    keys = {key.strip() for group in cited for key in group.split(",")}
+    assert {"ren2015", "farabet2013", "long2015", "gatys2016", "johnson2016"} <= keys
+    for key in keys:
+        assert f"{{{key}," in bib, key
