@@ -7,7 +7,9 @@ cannot silently drift away from the notebook. Mistakes that change the whole app
 The check cells of Part A are built so that a mistake costs the points of what it breaks: the stride and padding
 cells use kernels symmetric under a 180-degree rotation, one channel, one filter and a zero bias, so a flipped
 kernel, a forgotten bias or a channel mistake does not spill into them. The last cell of each part that compares
-everything with Keras or TensorFlow catches every mistake of that part.
+everything with Keras or TensorFlow catches every mistake of that part. In Part C only the last cell has tied
+maxima (one channel, windows that do not overlap), so a wrong rule for ties costs that cell alone, and the other
+cells use distinct values.
 """
 
 from tests.support.harness import WrongAnswer, read, reference_solutions, source_path
@@ -26,7 +28,8 @@ POOL_STRIDE = {"max_pool_forward_stride": 2}
 POOL_CHANNELS = {"max_pool_forward_channels_batch": 2}
 BACK_SEED = {"max_pool_backward_seed_grid": 2}
 BACK_CHANNELS = {"max_pool_backward_channels_batch": 2}
-BACK_OVERLAP = {"max_pool_backward_overlapping": 3}
+BACK_OVERLAP = {"max_pool_backward_overlapping": 2}
+BACK_TIES = {"max_pool_backward_ties": 1}
 GRAD_BIAS = {"conv_backward_bias_gradient": 2}
 GRAD_WEIGHTS = {"conv_backward_weight_gradient": 3}
 GRAD_STRIDE_PADDING = {"conv_backward_stride_padding": 2}
@@ -229,7 +232,7 @@ WRONG_ANSWERS = [
                 "dx[:, rows, cols, :] += dout[:, i : i + 1, j : j + 1, :] / (p_h * p_w)",
             ),
         ),
-        loses=BACK_SEED | BACK_CHANNELS | BACK_OVERLAP,
+        loses=BACK_SEED | BACK_CHANNELS | BACK_OVERLAP | BACK_TIES,
     ),
     WrongAnswer(
         name="pool_backward_overwrites",
@@ -253,7 +256,7 @@ WRONG_ANSWERS = [
                 "dx[:, rows, cols, :] += is_max",
             ),
         ),
-        loses=BACK_SEED | BACK_CHANNELS | BACK_OVERLAP,
+        loses=BACK_SEED | BACK_CHANNELS | BACK_OVERLAP | BACK_TIES,
     ),
     WrongAnswer(
         name="pool_backward_one_maximum_for_all_channels",
@@ -261,18 +264,47 @@ WRONG_ANSWERS = [
         replace=_edit(
             "max_pool_backward_code",
             (
-                "is_max = window == window.max(axis=(1, 2), keepdims=True)",
-                "strongest = window.max(axis=3)\n"
-                "            is_max = (strongest == strongest.max(axis=(1, 2), keepdims=True))[..., None]",
+                "first = window.reshape(n, p_h * p_w, channels).argmax(axis=1)",
+                "strongest = window.max(axis=3).reshape(n, p_h * p_w).argmax(axis=1)\n"
+                "            first = np.repeat(strongest[:, None], channels, axis=1)",
             ),
         ),
         loses=BACK_CHANNELS,
     ),
     WrongAnswer(
+        name="pool_backward_every_tied_maximum",
+        mistake="gives the gradient to every tied maximum (a mask of all the maxima), not only to the first",
+        replace=_edit(
+            "max_pool_backward_code",
+            (
+                "first = window.reshape(n, p_h * p_w, channels).argmax(axis=1)  # (N, C): the first maximum on a "
+                "tie\n            ",
+                "",
+            ),
+            (
+                "is_max = (cells == first[:, None, :]).reshape(n, p_h, p_w, channels)  # one cell per window",
+                "is_max = window == window.max(axis=(1, 2), keepdims=True)  # every maximum of the window",
+            ),
+        ),
+        loses=BACK_TIES,
+    ),
+    WrongAnswer(
+        name="pool_backward_last_tied_maximum",
+        mistake="on a tie picks the last maximum in row-major order (a scan that keeps any value >= the best)",
+        replace=_edit(
+            "max_pool_backward_code",
+            (
+                "first = window.reshape(n, p_h * p_w, channels).argmax(axis=1)",
+                "first = p_h * p_w - 1 - window.reshape(n, p_h * p_w, channels)[:, ::-1].argmax(axis=1)",
+            ),
+        ),
+        loses=BACK_TIES,
+    ),
+    WrongAnswer(
         name="pool_backward_row_column_swapped",
         mistake="turns argmax's flat index into (column, row), sending the gradient to the transposed position",
         replace={"max_pool_backward_code": POOL_BACKWARD_ROW_COLUMN_SWAPPED},
-        loses=BACK_SEED | BACK_CHANNELS | BACK_OVERLAP,
+        loses=BACK_SEED | BACK_CHANNELS | BACK_OVERLAP | BACK_TIES,
     ),
     # ---------------------------------------------------------------------------- Part D: conv2d_backward
     WrongAnswer(
@@ -332,5 +364,6 @@ FULL_CORPUS_ONLY = {
     "pool_output_size_rounded_up",
     "pool_backward_without_upstream",
     "pool_backward_row_column_swapped",
+    "pool_backward_last_tied_maximum",
     "weight_gradient_stride_ignored",
 }
