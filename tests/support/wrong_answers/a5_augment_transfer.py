@@ -3,6 +3,11 @@
 
 Each wrong answer is the reference solution of one cell with one realistic mistake edited in (``edit`` checks that
 the text it replaces is there, so the corpus cannot drift silently from the reference).
+
+``TRANSFER_MODEL`` differs from the reference in one way the checks accept: it keeps a ``Dropout`` layer when the
+rate is 0, where the reference leaves it out. So the reference shows that ``transfer_head_layers`` accepts a head
+without ``Dropout`` at rate 0, and every wrong answer built on ``TRANSFER_MODEL`` that keeps that cell's points
+shows that it accepts ``Dropout(0)`` too.
 """
 
 from tests.support.harness import WrongAnswer
@@ -219,6 +224,12 @@ WRONG_ANSWERS = [
         loses={"transfer_head_layers": 2},
     ),
     WrongAnswer(
+        name="dropout_left_out",
+        mistake="leaves the Dropout layer out whatever the rate (only right when dropout is 0)",
+        replace=transfer_model(("    x = keras.layers.Dropout(dropout)(x)\n", "")),
+        loses={"transfer_head_layers": 2},
+    ),
+    WrongAnswer(
         name="augmentation_ignored",
         mistake="never applies the augmentation argument",
         replace=transfer_model(("x = inputs if augmentation is None else augmentation(inputs)", "x = inputs")),
@@ -342,6 +353,7 @@ FULL_CORPUS_ONLY = {
     "rescaling_in_front",
     "head_ten_units",
     "dropout_rate_ignored",
+    "dropout_left_out",
     "head_without_biases",
     "batchnorm_gamma_beta_forgotten",
     "phase2_epochs_restart",
