@@ -4,13 +4,14 @@ penalties, optimizer update rules and learning-rate schedules. No long training.
 
 from __future__ import annotations
 
+import json
 import math
 
 import keras
 import numpy as np
 import pytest
 
-from tests.support.nbcode import load_namespace
+from tests.support.nbcode import ROOT, load_namespace
 
 NOTEBOOK = "notebooks/05_training_deep_nets.ipynb"
 
@@ -215,3 +216,64 @@ def test_schedules_match_keras(lecture):
         assert lecture["exponential_decay"](step) == pytest.approx(float(exponential(step)), rel=1e-5)
         got = lecture["warmup_then_cosine"](step, peak=0.1, warmup_steps=100, total_steps=1000)
         assert got == pytest.approx(float(cosine(step)), rel=1e-4, abs=1e-7)
+
+
+# ---------------------------------------------------------------------------------- new-bob and ReduceLROnPlateau
+
+
+def test_new_bob_rule_halves_after_a_single_poor_epoch(lecture):
+    """The lecture's rule: no patience, compared with the epoch before; threshold 0 halves when the loss rises."""
+    rates = lecture["new_bob_rates"]
+    assert rates([1.0, 0.8, 0.85, 0.7, 0.695, 0.6], 0.1, threshold=0.01) == pytest.approx(
+        [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+    )
+    assert rates([1.0, 0.9, 0.95, 0.94, 0.5], 0.2) == pytest.approx([0.2, 0.2, 0.1, 0.1, 0.1])
+
+
+def test_new_bob_callback_is_reduce_lr_on_plateau_without_patience(lecture):
+    """Keras' ReduceLROnPlateau is new-bob only with factor 0.5, a patience of one epoch and min_delta as the
+    threshold (its defaults, factor 0.1 and patience 10, are a different schedule)."""
+    callback = lecture["new_bob_callback"](0.01)
+    assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
+    assert callback.monitor == "val_loss" and callback.factor == 0.5
+    assert callback.patience <= 1 and callback.cooldown == 0
+    assert abs(callback.min_delta) == pytest.approx(0.01)
+    default = keras.callbacks.ReduceLROnPlateau(factor=0.5)
+    assert default.patience == 10  # what the lecture must not present as new-bob
+
+
+def test_new_bob_callback_agrees_with_the_rule_when_each_epoch_is_the_best(lecture):
+    """Driven through real Keras callback calls: on a curve that never rises, the best epoch is the previous one,
+    and the callback halves exactly where the rule does."""
+    curve = [1.0, 0.9, 0.895, 0.8, 0.78, 0.779]
+    expected = lecture["new_bob_rates"](curve, 0.1, threshold=0.01)
+    assert expected == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.05, 0.025])
+    got = lecture["plateau_rates"](lecture["new_bob_callback"](0.01), curve, 0.1)
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_new_bob_comparison_says_what_the_callbacks_do(lecture):
+    """The text's reading of the comparison: the callback decides as the rule does except at epochs 5 and 11, and
+    ReduceLROnPlateau with its default patience never lowers the rate on this curve."""
+    curve, threshold = lecture["NEW_BOB_CURVE"], lecture["NEW_BOB_THRESHOLD"]
+    rule = lecture["new_bob_rates"](curve, 0.1, threshold=threshold)
+    close = lecture["plateau_rates"](lecture["new_bob_callback"](threshold), curve, 0.1)
+    defaults = lecture["plateau_rates"](keras.callbacks.ReduceLROnPlateau(factor=0.5), curve, 0.1)
+
+    def halved(rates):
+        return [e > 0 and rates[e] < 0.99 * rates[e - 1] for e in range(len(rates))]
+
+    assert [e for e, (a, b) in enumerate(zip(halved(rule), halved(close))) if a != b] == [5, 11]
+    assert halved(rule)[5] is False and halved(close)[5] is True  # recovers on the epoch before, not on the best
+    assert halved(rule)[11] is True and halved(close)[11] is False  # the other way round
+    assert curve[4:6] == [0.7, 0.665] and curve[3] == 0.66 and curve[10:12] == [0.592, 0.585] and curve[8] == 0.6
+    assert defaults == pytest.approx([0.1] * len(curve))
+
+
+def test_text_no_longer_calls_reduce_lr_on_plateau_new_bob():
+    """The slip fixed: `ReduceLROnPlateau(factor=0.5)` (patience 10 by default) was said to be new-bob."""
+    cells = json.loads((ROOT / NOTEBOOK).read_text(encoding="utf-8"))["cells"]
+    text = "".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
+    assert "`ReduceLROnPlateau(factor=0.5)`\n  callback does this" not in text
+    assert "callback does this" not in text
+    assert "patience=1" in text and "min_delta" in text

@@ -4,11 +4,13 @@ trained."""
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import pytest
 
-from tests.support.nbcode import load_namespace
+from tests.support.nbcode import ROOT, load_namespace
 
 NOTEBOOK = "notebooks/06_keras_cnns.ipynb"
 
@@ -213,3 +215,29 @@ def test_pipeline_decodes_normalizes_and_shuffles(lecture, options):
         assert sorted(y) == list(range(50))
         epochs.append(y)
     assert list(epochs[0]) != list(epochs[1])  # reshuffled each epoch, also after the cache
+
+
+# ------------------------------------------------------------------------------------------- mixed precision text
+
+
+def test_float16_softmax_is_stable_but_rounds():
+    """What the lecture now says about a float16 output layer, checked with Keras: its softmax does not overflow
+    (it subtracts the largest logit), but the probabilities round to exactly 1 and 0 where float32 keeps them."""
+    logits = np.array([[12.0, 2.0, -6.0]])
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.exp(np.float16(12)))  # a naive softmax would overflow
+    half = keras.ops.convert_to_numpy(keras.activations.softmax(keras.ops.convert_to_tensor(logits, "float16")))
+    single = keras.ops.convert_to_numpy(keras.activations.softmax(keras.ops.convert_to_tensor(logits, "float32")))
+    assert half.dtype == np.float16 and np.all(np.isfinite(half))
+    assert half[0, 0] == 1.0 and half[0, 2] == 0.0
+    assert 0.0 < single[0, 2] < 2e-8 and single[0, 0] < 1.0
+    assert -np.log(float(single[0, 2])) == pytest.approx(18.0, abs=0.01)
+
+
+def test_mixed_precision_text_does_not_blame_softmax_overflow():
+    """The slip fixed: the lecture said a float16 softmax overflows for logits above about 11."""
+    cells = json.loads((ROOT / NOTEBOOK).read_text(encoding="utf-8"))["cells"]
+    text = "".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
+    assert "already overflows a softmax" not in text
+    assert "softmax in `float16` overflows" not in text
+    assert "Overflow is not the problem" in text and "The problem is precision" in text
