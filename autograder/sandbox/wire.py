@@ -140,7 +140,7 @@ def return_aliases(value, args: list) -> list[list[int]]:
 def apply_aliases(value, args: list, alias: list):
     """The caller's side of :func:`return_aliases`: the caller's own argument object where the callee returned
     its argument, or the returned model rewired around the caller's own layers, so identity checks hold
-    (``base in model.layers``) and the caller's layer records the call (``base._inbound_nodes``)."""
+    (``base in model.layers``) and the caller's own layer is the one the model calls."""
     grafts = {}
     for pair in alias:
         try:

@@ -55,6 +55,17 @@ def graded():
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_check_cells_read_no_private_attribute(assignment):
+    """Check cells use public APIs only: a private attribute (Keras's ``_inbound_nodes``, say) changes without
+    notice between versions, and the student would lose points for the library's change."""
+    private = re.compile(r"\._[a-z]\w*")
+    for cell in harness.read(harness.source_path(assignment)).cells:
+        if harness.is_test_cell(cell):
+            found = private.findall(cell.source)
+            assert not found, f"{harness.nbgrader_meta(cell)['grade_id']} reads {sorted(set(found))}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_frame(assignment):
     assert harness.frame_problems(assignment, harness.read(harness.source_path(assignment))) == []
 
