@@ -4,14 +4,13 @@ penalties, optimizer update rules and learning-rate schedules. No long training.
 
 from __future__ import annotations
 
-import json
 import math
 
 import keras
 import numpy as np
 import pytest
 
-from tests.support.nbcode import ROOT, load_namespace
+from tests.support.nbcode import load_namespace, notebook_text
 
 NOTEBOOK = "notebooks/05_training_deep_nets.ipynb"
 
@@ -272,8 +271,7 @@ def test_new_bob_comparison_says_what_the_callbacks_do(lecture):
 
 def test_text_no_longer_calls_reduce_lr_on_plateau_new_bob():
     """The slip fixed: `ReduceLROnPlateau(factor=0.5)` (patience 10 by default) was said to be new-bob."""
-    cells = json.loads((ROOT / NOTEBOOK).read_text(encoding="utf-8"))["cells"]
-    text = "".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
+    text = notebook_text(NOTEBOOK)
     assert "`ReduceLROnPlateau(factor=0.5)`\n  callback does this" not in text
     assert "callback does this" not in text
     assert "patience=1" in text and "min_delta" in text

@@ -4,13 +4,11 @@ trained."""
 
 from __future__ import annotations
 
-import json
-
 import keras
 import numpy as np
 import pytest
 
-from tests.support.nbcode import ROOT, load_namespace
+from tests.support.nbcode import load_namespace, notebook_text
 
 NOTEBOOK = "notebooks/06_keras_cnns.ipynb"
 
@@ -236,8 +234,7 @@ def test_float16_softmax_is_stable_but_rounds():
 
 def test_mixed_precision_text_does_not_blame_softmax_overflow():
     """The slip fixed: the lecture said a float16 softmax overflows for logits above about 11."""
-    cells = json.loads((ROOT / NOTEBOOK).read_text(encoding="utf-8"))["cells"]
-    text = "".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
+    text = notebook_text(NOTEBOOK)
     assert "already overflows a softmax" not in text
     assert "softmax in `float16` overflows" not in text
     assert "Overflow is not the problem" in text and "The problem is precision" in text

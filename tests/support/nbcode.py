@@ -29,6 +29,13 @@ def tagged_sources(notebook: str | pathlib.Path, tag: str = TAG) -> list[str]:
     return sources
 
 
+def notebook_text(notebook: str | pathlib.Path) -> str:
+    """Every cell's source of ``notebook``, joined: for tests that check what a lecture says."""
+    path = ROOT / notebook if not pathlib.Path(notebook).is_absolute() else pathlib.Path(notebook)
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
+
+
 def load_namespace(notebook: str | pathlib.Path, tag: str = TAG) -> dict:
     """Execute the tagged cells of ``notebook`` in order and return the resulting namespace."""
     namespace: dict = {"__name__": f"lecture_{pathlib.Path(notebook).stem}"}
