@@ -134,7 +134,12 @@ def derive_tiers(accuracies: list[float], margin_std: float, min_margin: float) 
         raise CalibrationError(
             f"tier 3 would be {top:.3f}, not above chance ({CHANCE}): the reference does not learn"
         )
-    return margin, [_floor3(CHANCE + fraction * (top - CHANCE)) for fraction in TIER_FRACTIONS]
+    return margin, tiers_below(top)
+
+
+def tiers_below(top: float) -> list[float]:
+    """[tier 1, tier 2, tier 3] for a given tier 3: chance plus TIER_FRACTIONS of the way to it, rounded down."""
+    return [_floor3(CHANCE + fraction * (top - CHANCE)) for fraction in TIER_FRACTIONS]
 
 
 def _versions() -> dict[str, str]:
@@ -174,14 +179,13 @@ def provisional(name: str) -> dict:
     if name not in PROVISIONAL_TOP:
         return _not_measured(name)
     top = PROVISIONAL_TOP[name]
-    tiers = [_floor3(CHANCE + fraction * (top - CHANCE)) for fraction in TIER_FRACTIONS]
     return {
         "measured": False,
         "provisional": True,
         "basis": PROVISIONAL_BASIS[name],
         "rule": {"chance": CHANCE, "tier_fractions": list(TIER_FRACTIONS), "rounding": "down to 0.001"},
         "top": top,
-        "tiers": tiers,
+        "tiers": tiers_below(top),
         "command": "python -m tools.calibrate_a4 --update-notebook",
     }
 

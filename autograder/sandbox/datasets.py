@@ -19,21 +19,21 @@ import threading
 
 ENV = "AUTOGRADER_SEALED_DATA"  # set by a worker for its nbgrader processes: the folder it built
 INSIDE = "/data/sealed"  # where the sandbox sees it
-_BUILT: dict[tuple, pathlib.Path] = {}
+_BUILT: dict[str, pathlib.Path] = {}
 _LOCK = threading.Lock()
 
 
 def training_splits(env: dict[str, str] | None = None) -> pathlib.Path:
     """The folder of training splits for a sandbox: the one named by ``AUTOGRADER_SEALED_DATA`` in ``env`` (a
     worker builds it once and hands it to the nbgrader processes it starts), or one built now, once per process
-    and dataset setting, removed when the process exits."""
+    and Keras cache, removed when the process exits."""
     env = os.environ if env is None else env
     given = env.get(ENV, "").strip()
     if given:
         return pathlib.Path(given)
     from cnnbook import data
 
-    key = (str(data.keras_cache_dir()), env.get("CNNBOOK_STANDIN", ""), env.get("CNNBOOK_STRICT_DATA", ""))
+    key = str(data.keras_cache_dir())  # seal writes what this cache holds, and every stand-in, whatever the mode
     with _LOCK:
         if key not in _BUILT:
             folder = pathlib.Path(tempfile.mkdtemp(prefix="autograder-training-data-"))

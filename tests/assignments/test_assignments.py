@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import importlib
 import json
+import math
 import pathlib
 import re
 import shutil
@@ -166,7 +167,9 @@ def test_a4_calibration_starts_from_provisional_mnist_tiers(tmp_path):
 
     record = calibrate_a4.read_record(tmp_path / "none.json")
     mnist, digits = record["datasets"]["mnist"], record["datasets"]["digits"]
-    assert mnist["provisional"] and not mnist["measured"] and mnist["tiers"] == [0.535, 0.796, 0.97]
+    top = calibrate_a4.PROVISIONAL_TOP["mnist"]
+    expected = [math.floor((0.1 + f * (top - 0.1)) * 1000 + 1e-6) / 1000 for f in (0.5, 0.8, 1.0)]
+    assert mnist["provisional"] and not mnist["measured"] and mnist["tiers"] == expected
     assert digits["tiers"] is None and not digits["measured"]
     assert calibrate_a4.thresholds_literal(record, 3) == '{"digits": None, "mnist": 0.97}'
     measured = {"measured": True, "tiers": [0.6, 0.8, 0.99]}
