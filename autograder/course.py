@@ -13,6 +13,7 @@ The grader's own settings sit in the same ``nbgrader_config.py`` under ``c.Autog
     c.Autograder.sandbox_limits = {"memory_mb": 8192}   # see autograder/SANDBOX.md for the limits and defaults
     c.Autograder.trust_submissions = False   # True: grade WITHOUT the sandbox where it is missing (trusted only)
     c.Autograder.warm_start = True           # fork each grading from a fork server (grading/forkserver.py)
+    c.Autograder.warm_sandbox = True         # fork each sandbox from the slot's warm sandbox (sandbox/zygote.py)
 
 The per-cell time limit is nbgrader's own ``c.Execute.timeout``.
 """
@@ -65,6 +66,12 @@ class Autograder(Configurable):
         True,
         help="Fork each submission's nbgrader from a process with nbgrader and TensorFlow already imported "
         "(autograder/grading/forkserver.py); False: start nbgrader afresh for each submission.",
+    ).tag(config=True)
+    warm_sandbox = Bool(
+        True,
+        help="Fork each submission's sandboxed process from the grading slot's warm sandbox, which has the "
+        "student's libraries imported (autograder/sandbox/zygote.py), with a fresh /tmp, PID, mount and network "
+        "namespace of its own; False, or where a warm sandbox cannot isolate: start a cold sandbox each time.",
     ).tag(config=True)
 
 

@@ -99,9 +99,11 @@ class Cluster:
         if self._local is not None:
             with contextlib.suppress(Exception):
                 self._local.close()
+            from ..sandbox import warm
             from . import forkserver
 
             forkserver.close_all()  # the local workers' fork servers (a remote worker keeps its own)
+            warm.close_all()  # and their warm sandboxes
 
     def __enter__(self) -> Cluster:
         return self

@@ -18,8 +18,8 @@ import nbformat
 from .. import submission as submissions
 from ..course import Course
 from ..records import FAILED, GRADED, Record
-from ..sandbox import datasets
-from .nbgrader_run import grading_env, run_nbgrader
+from ..sandbox import datasets, warm
+from .nbgrader_run import grading_env, run_nbgrader, warn_once
 from .prepare import GradingSetup, WorkerKit, sha256
 from .readout import cell_errors, executor_notes, failure_reason, first_error, sandbox_stopped
 
@@ -62,7 +62,7 @@ def sandbox_steps() -> list[str]:
     ]
 
 
-def sandbox_config(job: Job, slot: int) -> str:
+def sandbox_config(job: Job, slot: int, zygote: str | None = None) -> str:
     """The lines added to a worker's nbgrader_config.py: its own SQLite gradebook (whatever database the course
     uses), and nbgrader's Execute step replaced by the sandboxed one (autograder.sandbox.execute). Trusted
     submissions (no sandbox here, ``--trust-submissions``) keep stock nbgrader's kernel."""
@@ -76,6 +76,7 @@ def sandbox_config(job: Job, slot: int) -> str:
         f"c.SandboxedExecute.slot = {int(slot)!r}\n"
         f"c.SandboxedExecute.timeout = {job.cell_timeout!r}\n"
         f"c.SandboxedExecute.limits = {dict(job.limits)!r}\n"
+        f"c.SandboxedExecute.zygote = {zygote or ''!r}\n"
     )
 
 
@@ -94,6 +95,7 @@ class Job:
     notes: list[str] = dataclasses.field(default_factory=list)
     scratch: str | None = None  # where the work folder goes (None: the worker's temporary directory)
     warm_start: bool = True  # fork nbgrader from a fork server (grading.forkserver) where one can run
+    warm_sandbox: bool = True  # fork the sandbox from the slot's warm sandbox (sandbox.warm) where one can isolate
 
     @property
     def assignment(self) -> str:
@@ -134,6 +136,7 @@ def job_for(course: Course, setup: GradingSetup, kit: WorkerKit, student: str) -
         fingerprint=fingerprint(course, setup, student, data),
         notes=[note] if note else [],
         warm_start=course.settings.warm_start,
+        warm_sandbox=course.settings.warm_sandbox,
     )
 
 
@@ -153,10 +156,12 @@ SLOTS = 256  # grading slots per machine: the sandbox's user ids (61000 + slot) 
 @contextlib.contextmanager
 def grading_slot():
     """A grading slot no other grading on this machine holds (a lock file per slot, so worker processes of a
-    cluster that share a machine never share a sandbox user)."""
+    cluster that share a machine never share a sandbox user); first the slots this process has warm sandboxes
+    for."""
     folder = pathlib.Path(tempfile.gettempdir()) / "autograder-slots"
     folder.mkdir(mode=0o700, exist_ok=True)
-    for slot in range(1, SLOTS + 1):
+    preferred = warm.slots()
+    for slot in [*preferred, *(s for s in range(1, SLOTS + 1) if s not in preferred)]:
         handle = open(folder / f"{slot}.lock", "a+")  # noqa: SIM115 (held until the grading ends)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -207,17 +212,25 @@ def grade_in(job: Job, nb, work: pathlib.Path, slot: int, outcome: JobOutput) ->
     from nbgrader.api import Gradebook
 
     result, kit, student, assignment = outcome.record, job.kit, job.student, job.assignment
+    stages, clock = result.stages, time.monotonic()
     (work / "submitted" / student / assignment).mkdir(parents=True)
-    (work / "nbgrader_config.py").write_text(kit.config + sandbox_config(job, slot), encoding="utf-8")
+    env = grading_env(kit.standin)
+    zygote = None
+    if kit.isolate:  # the sandbox gets the training splits only, built once per worker process
+        env[datasets.ENV] = str(datasets.training_splits(env))
+        if job.warm_sandbox:
+            started = time.monotonic()
+            zygote = warm.socket_for(env, slot, log=warn_once)  # started on first use in this slot
+            stages["warm_sandbox"] = round(time.monotonic() - started, 3)
+    (work / "nbgrader_config.py").write_text(kit.config + sandbox_config(job, slot, zygote), encoding="utf-8")
     (work / "gradebook.db").write_bytes(kit.gradebook)
     nbformat.write(nb, work / "submitted" / student / assignment / f"{assignment}.ipynb")
     if job.timestamp:
         (work / "submitted" / student / assignment / "timestamp.txt").write_text(job.timestamp)
     limit = job.submission_timeout
     log = work / "nbgrader.log"
-    env = grading_env(kit.standin)
-    if kit.isolate:  # the sandbox gets the training splits only, built once per worker process
-        env[datasets.ENV] = str(datasets.training_splits(env))
+    stages["prepare"] = round(time.monotonic() - clock - stages.get("warm_sandbox", 0.0), 3)
+    clock = time.monotonic()
     status = run_nbgrader(
         ["autograde", assignment, "--student", student],
         work,
@@ -226,6 +239,8 @@ def grade_in(job: Job, nb, work: pathlib.Path, slot: int, outcome: JobOutput) ->
         log,
         warm_start=job.warm_start,
     )
+    stages["nbgrader"] = round(time.monotonic() - clock, 3)
+    clock = time.monotonic()
     outcome.log = log.read_text(errors="replace") if log.exists() else ""
     graded = work / "autograded" / student / assignment / f"{assignment}.ipynb"
     if status is None:
@@ -253,6 +268,8 @@ def grade_in(job: Job, nb, work: pathlib.Path, slot: int, outcome: JobOutput) ->
     folder = graded.parent
     outcome.files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
     autograded = nbformat.read(graded, as_version=4)
+    inside = autograded.metadata.get("autograder", {}).get("seconds", {})  # the sandboxed executor's own stages
+    stages.update({k: float(v) for k, v in inside.items() if isinstance(v, (int, float))})
     outcome.errors, outcome.first_error = cell_errors(autograded), first_error(autograded)
     for grade_id, error in outcome.errors.items():
         if error.startswith(("CellTimeoutError", "TimeLimit")):
@@ -265,3 +282,4 @@ def grade_in(job: Job, nb, work: pathlib.Path, slot: int, outcome: JobOutput) ->
         result.notes.append("graded WITHOUT the sandbox (--trust-submissions)")
     result.status = GRADED
     result.graded_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    stages["readout"] = round(time.monotonic() - clock, 3)

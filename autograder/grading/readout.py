@@ -36,6 +36,8 @@ def executor_notes(nb) -> list[str]:
         shown = ", ".join(f"{name} ({why})" for name, why in sorted(refused.items())[:12])
         more = f" and {len(refused) - 12} more" if len(refused) > 12 else ""
         notes.append(f"names from the student's code not given to the tests: {shown}{more}")
+    if str(info.get("sandbox", "")).startswith("cold: "):  # a warm sandbox was asked for and could not be used
+        notes.append(f"the sandbox started {info['sandbox']}")
     if str(info.get("privileges", "")).startswith("kept root"):
         notes.append(f"the grader's test process {info['privileges']}")
     return notes

@@ -48,11 +48,12 @@ import json
 import os
 import pathlib
 import sys
+import time
 import traceback
 
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Dict, Integer
+from traitlets import Bool, Dict, Integer, Unicode
 
 from .cells import GIVEN, STUDENT, TEST, bound_names, cell_kind, hidden_lines, instructor_cells, refusal
 from .isolation import drop_privileges, drop_problem, prepare_for_drop
@@ -92,6 +93,9 @@ class SandboxedExecute(NbGraderPreprocessor):
     limits = Dict({}, help="Overrides of autograder.sandbox.Limits, by name.").tag(config=True)
     timeout = Integer(30, help="Wall-clock seconds per cell (nbgrader's Execute.timeout).").tag(config=True)
     startup_timeout = Integer(120, help="Seconds the sandbox may take to start.").tag(config=True)
+    zygote = Unicode("", help="The socket of the slot's warm sandbox (autograder.sandbox.warm); empty: cold.").tag(
+        config=True
+    )
     drop_privileges = Bool(True, help="Run by root: drop to the slot's grader user once the sandbox runs.").tag(
         config=True
     )
@@ -104,6 +108,10 @@ class SandboxedExecute(NbGraderPreprocessor):
         self._namespace = namespace
         self._synced: dict[str, object] = {}  # the student's names as last seen on both sides
         notes: dict = {}
+        self._notes = notes
+        # where the time goes (recorded in the notebook's metadata, then in the record): starting the sandbox,
+        # the student's cells in it, the values and the tests in the grader
+        seconds = self._seconds = {"sandbox_start": 0.0, "student_cells": 0.0, "tests": 0.0}
         course_id = self.config.get("CourseDirectory", {}).get("course_id") or "default_course"
         known = instructor_cells(resources, course_id)
         owned = set().union(*(bound_names(source) for _, source in known.values()))
@@ -118,7 +126,9 @@ class SandboxedExecute(NbGraderPreprocessor):
         try:
             # 1. the student's side, to the end. Only plain data is read here (outputs and names): the grader may
             # still be root, and what the student's process sends as values is read after the drop.
+            clock = time.monotonic()
             names, died_at = self._student_pass(sandbox, cells, record=True)
+            seconds["student_cells"] += time.monotonic() - clock
             stop = None
             if died_at is not None:  # a cell killed the process: a fresh one replays the cells before it
                 stop = sandbox.why_stopped(f"cell {died_at + 1}")
@@ -127,8 +137,11 @@ class SandboxedExecute(NbGraderPreprocessor):
                         cell.outputs.append(_stopped(stop))
                 sandbox.close()
                 sandbox = self._start()
+                clock = time.monotonic()
                 names, _ = self._student_pass(sandbox, [c for c in cells if c[0] < died_at], record=False)
+                seconds["student_cells"] += time.monotonic() - clock
                 notes["replayed"] = f"cell {died_at + 1} stopped the sandbox: the cells before it ran again"
+            clock = time.monotonic()
             if os.geteuid() == 0 and self.drop_privileges:
                 notes["privileges"] = self._drop()
             if sandbox.channel is not None:
@@ -151,24 +164,29 @@ class SandboxedExecute(NbGraderPreprocessor):
                     continue
                 lines = hidden_lines(cell.source, begin, end) if kind == TEST else set()
                 self._run_grader(cell, kind, namespace, f"cell {index + 1}", lines)
+            seconds["tests"] += time.monotonic() - clock
         finally:
             _CURRENT[0] = None
             sandbox.close()
+        notes["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
         nb.metadata["autograder"] = notes
         return nb, resources
 
     def _start(self) -> Sandbox:
         log = os.path.join(os.getcwd(), "sandbox.log")
-        sandbox = Sandbox(dict(os.environ), self._limits, self.slot, log=log)
+        sandbox = Sandbox(dict(os.environ), self._limits, self.slot, log=log, zygote=self.zygote or None)
         self._sandbox = sandbox
         _CURRENT[0] = sandbox
+        clock = time.monotonic()
         try:
             sandbox.start(self.startup_timeout)
+            self._notes["sandbox"] = sandbox.mode
             sandbox.channel.codec.plain = True
             sandbox.channel.before_call = self._push_rebinds
         except (SandboxStopped, OSError) as err:
             self.log.error("the sandbox did not start: %s", err)
             sandbox.stopped = sandbox.stopped or f"The sandbox did not start: {err}"
+        self._seconds["sandbox_start"] += time.monotonic() - clock
         return sandbox
 
     def _student_pass(self, sandbox, cells, record: bool) -> tuple[list[str], int | None]:

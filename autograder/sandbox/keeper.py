@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,13 +36,27 @@ def keeper_main() -> int:
     status = os.fdopen(spec["status"], "wb", buffering=0)
     out_read, out_write = os.pipe()
     wire_fds = tuple(spec["wire"])
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with lock, contextlib.suppress(OSError):
+            status.write(line.encode() + b"\n")
+
+    warm = process = None
     try:
-        process = subprocess.Popen(
-            spec["command"], env=spec["env"], cwd="/", stdin=subprocess.DEVNULL, stdout=out_write,
-            stderr=subprocess.STDOUT, pass_fds=wire_fds, start_new_session=True, preexec_fn=die_with_parent,
-        )  # fmt: skip
+        if spec.get("zygote"):
+            try:
+                warm = Warm(spec["zygote"], spec["env"], spec["tmp_mb"], [*wire_fds, out_write])
+                say("mode warm")
+            except (OSError, ValueError) as err:  # the warm sandbox is gone or refused: a cold one, as always
+                say(f"mode cold {json.dumps(f'the warm sandbox could not be used: {err}')}")
+        if warm is None:
+            process = subprocess.Popen(
+                spec["command"], env=spec["env"], cwd="/", stdin=subprocess.DEVNULL, stdout=out_write,
+                stderr=subprocess.STDOUT, pass_fds=wire_fds, start_new_session=True, preexec_fn=die_with_parent,
+            )  # fmt: skip
     except OSError as err:
-        status.write(f"failed {json.dumps(str(err))}\n".encode())
+        say(f"failed {json.dumps(str(err))}")
         return 1
     finally:
         os.close(out_write)
@@ -49,11 +64,10 @@ def keeper_main() -> int:
             os.close(fd)
     copier = threading.Thread(target=copy_log, args=(out_read, spec["log"]), daemon=True)
     copier.start()
-    lock = threading.Lock()
-
-    def say(line: str) -> None:
-        with lock, contextlib.suppress(OSError):
-            status.write(line.encode() + b"\n")
+    if warm is not None:
+        warm.serve(control, say)
+        copier.join(5)
+        return 0
 
     def waiter() -> None:
         say(f"exit {process.wait()}")
@@ -74,6 +88,49 @@ def keeper_main() -> int:
     process.wait()
     copier.join(5)
     return 0
+
+
+class Warm:
+    """A submission's process forked by the slot's warm sandbox (``zygote.py``): the connection to its holder,
+    which carries the orders (``int``, ``kill``; closing it kills the submission) and brings back its exit
+    status."""
+
+    def __init__(self, path: str, env: dict, tmp_mb: int, fds: list[int]):
+        self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.conn.settimeout(30)
+        self.conn.connect(path)
+        socket.send_fds(self.conn, [json.dumps({"env": env, "tmp_mb": int(tmp_mb)}).encode()], fds)
+        self.reader = self.conn.makefile("rb")
+        answer = self.reader.readline()
+        if answer != b"started\n":
+            self.conn.close()
+            raise OSError(f"it answered {answer[:300].decode(errors='replace').strip()!r}")
+        self.conn.settimeout(None)
+
+    def serve(self, control, say) -> None:
+        ended = threading.Event()
+
+        def waiter() -> None:
+            line = b""
+            with contextlib.suppress(OSError, ValueError):
+                line = self.reader.readline()
+            word, _, value = line.decode(errors="replace").strip().partition(" ")
+            say(f"exit {int(value) if word == 'exit' and value.lstrip('-').isdigit() else -signal.SIGKILL}")
+            ended.set()
+
+        threading.Thread(target=waiter, daemon=True).start()
+        for raw in iter(control.readline, b""):
+            command = raw.strip()
+            if command == b"find":  # the holder signals the runner: there is no host process id to look up
+                say("runner 1")
+            elif command in (b"int", b"kill"):
+                with contextlib.suppress(OSError):
+                    self.conn.sendall(command + b"\n")
+        with contextlib.suppress(OSError):  # the grader is done (or gone): kill, and wait until it is so
+            self.conn.sendall(b"kill\n")
+            self.conn.shutdown(socket.SHUT_WR)
+        ended.wait(30)
+        self.conn.close()
 
 
 def kill_sandbox(process: subprocess.Popen) -> None:

@@ -30,11 +30,17 @@ from .isolation import PACKAGE, bwrap, bwrap_prefix, python_binds
 
 HERE = pathlib.Path(__file__).resolve().parent
 SIDE = "/grader/autograder/sandbox"  # where the sandbox sees this package's student-side files
-STUDENT_SIDE = ("__init__.py", "runner.py", "wire.py", "codec.py")
+STUDENT_SIDE = ("__init__.py", "runner.py", "wire.py", "codec.py", "zygote.py")
 RUNNER = f"{SIDE}/runner.py"
+ZYGOTE = f"{SIDE}/zygote.py"
+# What the warm sandbox (zygote.py) keeps, as root of its namespaces, to isolate each submission's process: new
+# namespaces and mounts, the switch to the slot's user, dropping the bounding set, signalling the submission, and
+# bringing up the loopback of the submission's own network namespace. Its children drop them all.
+ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL", "CAP_NET_ADMIN")
 INTERRUPT_GRACE = 10  # seconds an interrupted runner has to answer before it is killed
 MAX_REPLY_HEADER = 64 << 20  # bytes of JSON in one message from the student's process
 MAX_REPLY = 1 << 30  # bytes of data in one message from the student's process
+PYTHON_FLAGS = ("-s", "-B", "-X", "utf8")
 
 
 class SandboxStopped(Exception):
@@ -122,9 +128,13 @@ class CountingReader:
 class Sandbox:
     """One student's process, started by :meth:`start`; talk to it through :attr:`channel` and the helpers."""
 
-    def __init__(self, env: dict[str, str], limits: Limits, slot: int = 0, log: str | None = None):
+    def __init__(
+        self, env: dict[str, str], limits: Limits, slot: int = 0, log: str | None = None, zygote: str | None = None
+    ):
         self.env, self.limits, self.slot = env, limits, slot
         self.log_path = log
+        self.zygote = zygote  # the socket of the slot's warm sandbox (autograder.sandbox.warm), or None: cold
+        self.mode = "cold"  # how it started: "warm" (forked from the warm sandbox) or "cold" with the reason
         self.keeper: subprocess.Popen | None = None
         self.channel: SandboxChannel | None = None
         self.deadline: float | None = None
@@ -142,10 +152,22 @@ class Sandbox:
 
     # ------------------------------------------------------------------------------------------- start
     def command(self) -> list[str]:
-        runner = ["-s", "-B", "-X", "utf8"]
         path = bwrap()
         prefix = bwrap_prefix(path, self.slot, self.limits.tmp_mb)
         split = prefix.index("--")
+        return prefix[:split] + self._binds() + prefix[split:] + [sys.executable, *PYTHON_FLAGS, RUNNER]
+
+    def zygote_command(self, folder: str) -> list[str]:
+        """The warm sandbox's command line: the same sandbox as :meth:`command`'s, with the folder of its socket
+        bound at /zygote, run as root of its namespaces with ``ZYGOTE_CAPS`` only (no switch to the slot's user:
+        it does that for each submission's process, see ``zygote.py``)."""
+        prefix = bwrap_prefix(bwrap(), self.slot, self.limits.tmp_mb)
+        split = prefix.index("--")
+        caps = ["--cap-drop", "ALL"] + [arg for cap in ZYGOTE_CAPS for arg in ("--cap-add", cap)]
+        binds = self._binds() + ["--bind", folder, "/zygote"]
+        return prefix[:split] + binds + caps + ["--", sys.executable, *PYTHON_FLAGS, ZYGOTE]
+
+    def _binds(self) -> list[str]:
         binds = python_binds() + ["--perms", "0755", "--dir", "/grader", "--perms", "0755", "--dir", "/data"]
         binds += ["--perms", "0755", "--dir", "/grader/autograder", "--perms", "0755", "--dir", SIDE]
         binds += ["--ro-bind", str(PACKAGE / "__init__.py"), "/grader/autograder/__init__.py"]
@@ -154,7 +176,7 @@ class Sandbox:
         for folder in masked_data_folders():  # the data a stand-in's test split could be rebuilt from
             binds += ["--tmpfs", folder]
         binds += ["--ro-bind", str(training_splits(self.env)), INSIDE]  # training splits only
-        return prefix[:split] + binds + prefix[split:] + [sys.executable, *runner, RUNNER]
+        return binds
 
     def _environment(self, home: str) -> dict[str, str]:
         keep = (
@@ -187,7 +209,7 @@ class Sandbox:
         env["AUTOGRADER_FDS"] = f"{to_child},{to_grader}"
         spec = {
             "command": self.command(), "env": env, "wire": [to_child, to_grader], "control": control_read,
-            "status": status_write, "log": self.log_path,
+            "status": status_write, "log": self.log_path, "zygote": self.zygote, "tmp_mb": self.limits.tmp_mb,
         }  # fmt: skip
         keeper_env = {"PATH": "/usr/bin:/bin", "AUTOGRADER_KEEPER": json.dumps(spec)}
         try:
@@ -217,7 +239,10 @@ class Sandbox:
         with os.fdopen(fd, "rb", buffering=0) as status:
             for line in iter(status.readline, b""):
                 word, _, value = line.decode(errors="replace").strip().partition(" ")
-                if word == "runner":
+                if word == "mode":
+                    kind, _, why = value.partition(" ")
+                    self.mode = "warm" if kind == "warm" else f"cold: {json.loads(why)}"
+                elif word == "runner":
                     self.runner_pid = int(value) or None
                     self._found.set()
                 elif word == "exit":
