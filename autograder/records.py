@@ -31,6 +31,7 @@ class Record:
     fingerprint: str = ""
     graded_at: str = ""
     worker: str = ""  # where it was graded: the machine, and the Dask worker's address
+    stages: dict[str, float] = dataclasses.field(default_factory=dict)  # seconds per stage of grading it
 
     @property
     def score(self) -> float:

@@ -78,7 +78,7 @@ def grading() -> str:
     )
     header = ["assignment", "submissions", "stock `nbgrader autograde`"]
     header += [f"`grade --workers {n}`" for n in workers] + ["speedup over 1 worker", "measured"]
-    rows, sandbox, warm = [], [], []
+    rows, sandbox, warm, zygote, stages = [], [], [], [], []
     for assignment in sorted(latest):
         entry, row = latest[assignment]
         n = row["submissions"]
@@ -98,12 +98,17 @@ def grading() -> str:
             for variant, key, ratio, unit, out in (
                 ("_trusted", "sandbox_slowdown_workers_", lambda a, b: a / b, "", sandbox),
                 ("_cold", "warm_start_speedup_workers_", lambda a, b: b / a, "×", warm),
+                ("_cold_sandbox", "warm_sandbox_speedup_workers_", lambda a, b: b / a, "×", zygote),
             ):
                 other = row.get(f"autograder_workers_{w}{variant}")
                 if plain and other:
                     value = row.get(f"{key}{w}", round(ratio(plain["seconds"], other["seconds"]), 2))
                     cells = [grading_cell(plain, n, None), grading_cell(other, n, None)]
                     out.append([assignment, w, *cells, f"{value:.2f}{unit}", measured(entry)])
+            for variant, name in (("", "default"), ("_cold_sandbox", "cold sandbox"), ("_cold", "cold starts")):
+                spent = (row.get(f"autograder_workers_{w}{variant}") or {}).get("stages_per_submission")
+                if spent:
+                    stages.append([assignment, w, name] + [f"{spent.get(k, 0.0):.2f}" for k in STAGE_COLUMNS])
     text = (
         "### Grading (`bench/results/grading.json`)\n\nSeconds per submission, submissions per hour, and time "
         "relative to stock nbgrader (below 1: faster),\nfor each assignment's latest entry:\n\n"
@@ -126,7 +131,29 @@ def grading() -> str:
             "with nbgrader and TensorFlow imported) against cold starts (`c.Autograder.warm_start = False`), same "
             "submissions, same run:\n\n" + table(header, warm)
         )
+    if zygote:
+        header = ["assignment", "workers", "warm sandboxes (default)", "cold sandboxes", "speedup", "measured"]
+        text += (
+            "\n\nWarm sandboxes (`sandbox/zygote.py`: each submission's sandboxed process forked from the slot's "
+            "warm sandbox, with the student's libraries imported) against cold sandboxes (`c.Autograder."
+            "warm_sandbox = False`), same submissions, same run:\n\n" + table(header, zygote)
+        )
+    if stages:
+        header = ["assignment", "workers", "run", *(f"`{k}`" for k in STAGE_COLUMNS)]
+        text += (
+            "\n\nWhere a submission's time goes, mean seconds per submission from the records (each worker's "
+            "own time; with two workers two submissions are in flight at once, so these add up to about twice the "
+            "wall time per submission). `nbgrader` is nbgrader's whole process; `sandbox_start`, `student_cells` "
+            "and `tests` are inside it and `nbgrader_rest` is the rest of it (its start, its other steps, its "
+            "gradebook):\n\n" + table(header, stages)
+        )
     return text
+
+
+STAGE_COLUMNS = (
+    "warm_sandbox", "prepare", "sandbox_start", "student_cells", "tests", "nbgrader_rest", "nbgrader", "readout",
+    "course_write", "total_in_worker",
+)  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------------------------- book

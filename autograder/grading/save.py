@@ -101,6 +101,7 @@ def save(course: Course, outcome: JobOutput) -> None:
     commands may write one course gradebook at once (PostgreSQL, or SQLite's own locking)."""
     result = outcome.record
     assignment, student = result.assignment, result.student
+    clock = time.monotonic()
     if result.status == GRADED:
         target = course.autograded(student, assignment)
         staged = target.with_name(f".{assignment}.{os.getpid()}.new")
@@ -117,4 +118,5 @@ def save(course: Course, outcome: JobOutput) -> None:
         logs = course.state(assignment) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         (logs / f"{student}.log").write_text(outcome.log, encoding="utf-8")
+    result.stages["course_write"] = round(time.monotonic() - clock, 3)  # all but the record itself
     result.save(record_path(course, assignment, student))
