@@ -24,7 +24,9 @@ from .isolation import SLOT_UID_BASE, isolation_problem
 from .process import Limits, Sandbox
 
 STARTUP_TIMEOUT = 300  # seconds it may take to import TensorFlow and prove its isolation (a loaded machine)
-KEPT = 2  # warm sandboxes one process keeps (each holds TensorFlow in memory); the oldest goes first
+# Warm sandboxes one process keeps (each holds about 1 GB: TensorFlow); one per worker when workers <= cores. A
+# grading in a further slot starts cold (a warm sandbox is never closed while its slot may be grading with it).
+KEPT = max(2, os.cpu_count() or 2)
 
 
 class WarmSandbox:
@@ -108,9 +110,11 @@ def socket_for(env: dict[str, str], slot: int, log=None) -> str | None:
             warm.close()
             del _WARM[key]
             warm = None
+        if warm is None and len(_WARM) >= KEPT:
+            if log is not None:
+                log(f"{KEPT} warm sandboxes in this process already: slot {slot} starts cold sandboxes")
+            return None
         if warm is None and key not in _FAILED:
-            while len(_WARM) >= KEPT:
-                _WARM.pop(next(iter(_WARM))).close()
             warm = WarmSandbox(env, slot)
             if warm.problem:
                 _FAILED[key] = warm.problem
