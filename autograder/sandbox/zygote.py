@@ -186,7 +186,14 @@ def _init(fds: list[int], request: dict, uid: int) -> None:
         os._exit(code)
     for fd in fds:
         os.close(fd)
-    signal.signal(signal.SIGINT, lambda *_: os.kill(runner, signal.SIGINT))
+
+    def forward(signum, frame) -> None:
+        try:
+            os.kill(runner, signal.SIGINT)
+        except OSError:  # it has just ended: the loop below reports it
+            pass
+
+    signal.signal(signal.SIGINT, forward)
     while True:
         pid, status = os.wait()
         if pid == runner:
