@@ -1,5 +1,7 @@
 """Lecture 07 (augmentation): the lecture's augmentation layers, factor conversions and pipeline behave as the
-lecture says; the augmentation explorer builds and draws."""
+lecture says; the colour remapping written for the shapes stand-in recolours and nothing else; under the cpu
+profile's budget the lecture's experiment shows that augmentation helps; the augmentation explorer builds and
+draws."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import cnnbook
+from cnnbook import profiles
 from tests.support.nbcode import load_namespace
 
 NOTEBOOK = "notebooks/07_augmentation.ipynb"
@@ -78,6 +82,67 @@ def test_small_cnn_and_helpers(lecture, batch):
     smooth = np.full((1, 4, 4, 3), 0.5, dtype=np.float32)
     assert lecture["roughness"](smooth) == 0.0
     assert lecture["roughness"](batch) > 0.2
+
+
+def _channel_sources(image_in, image_out):
+    """For each output channel, which input channel it is (0-2) or the inverse of (3-5); None if neither."""
+    candidates = [image_in[..., k] for k in range(3)] + [1.0 - image_in[..., k] for k in range(3)]
+    return [
+        next((k for k, c in enumerate(candidates) if np.allclose(image_out[..., channel], c, atol=1e-6)), None)
+        for channel in range(3)
+    ]
+
+
+def test_colour_remap_inverts_and_shuffles_channels_only_in_training(lecture, batch):
+    layer = lecture["RandomColourRemap"](seed=3)
+    np.testing.assert_array_equal(np.asarray(layer(batch, training=False)), batch)
+    many = np.repeat(batch[:1], 200, axis=0)
+    out = np.asarray(layer(many, training=True))
+    assert out.shape == many.shape
+    remaps = set()
+    for image_out in out:
+        sources = _channel_sources(many[0], image_out)
+        assert None not in sources, "every output channel is an input channel or its inverse"
+        assert sorted(k % 3 for k in sources) == [0, 1, 2], "the channels are shuffled, none is repeated"
+        remaps.add(tuple(sources))
+    assert len(remaps) > 30  # of the 48 recolourings, drawn at random per image
+    model = lecture["build_small_cnn"](lecture["shapes_augmentation"]())
+    np.testing.assert_array_equal(
+        model.get_layer("colour_remap")(batch, training=False), batch
+    )  # inside the model it is the identity at inference
+
+
+@pytest.fixture(scope="module")
+def cpu_experiment(lecture):
+    """The lecture's augmentation experiment on the shapes stand-in with the cpu profile's budget: no augmentation
+    against the colour remapping, from the seed the notebook uses (about 40 s on 2 CPU cores)."""
+    profile = profiles.PROFILES["cpu"]
+    budget = lecture["AUGMENTATION_BUDGETS"]["cpu"]
+    (x_train, y_train), (x_test, y_test) = cnnbook.data.load("shapes")
+    n_train, n_val = budget["n_train"], budget["n_val"]
+    train = (x_train[:n_train].astype(np.float32) / 255.0, y_train[:n_train])
+    validation = (
+        x_train[n_train : n_train + n_val].astype(np.float32) / 255.0,
+        y_train[n_train : n_train + n_val],
+    )
+    test = profile.subset(x_test.astype(np.float32) / 255.0, y_test, "test")
+    cnnbook.seed_everything(0, deterministic_ops=True)  # as cnnbook.setup() does on a CPU
+    runs = [("no augmentation", None), ("colour remapping", lecture["shapes_augmentation"])]
+    return lecture["augmentation_experiment"](
+        train, validation, test, runs, epochs=budget["epochs"], profile=profile, data="shapes (cpu profile)"
+    )
+
+
+def test_augmentation_beats_no_augmentation_under_cpu(cpu_experiment):
+    """Measured on 2 CPU cores over seeds 0-6: no augmentation 0.57-0.78 test accuracy, colour remapping 0.81-0.94,
+    a gain of 0.05 to 0.26 on every seed (seed 0, the one run here: 0.78 -> 0.89). The plain model memorises its
+    300 images (seed 0: clean training accuracy 0.997) and the remapping narrows that gap."""
+    (plain, plain_train), (augmented, augmented_train) = cpu_experiment.values()
+    assert plain_train > 0.9, "without augmentation the 300 images are memorised"
+    assert augmented.test_accuracy > plain.test_accuracy + 0.05, (plain.test_accuracy, augmented.test_accuracy)
+    plain_gap = plain_train - plain.history.history["val_accuracy"][-1]
+    augmented_gap = augmented_train - augmented.history.history["val_accuracy"][-1]
+    assert augmented_gap < plain_gap - 0.05, (plain_gap, augmented_gap)
 
 
 def test_explorer_builds_and_draws():
