@@ -15,7 +15,8 @@ its control line. For each, three processes:
   (``int``: interrupt the runner, ``kill``: kill everything; the connection closing kills everything too), then
   reports ``exit STATUS`` and ends;
 * the *init* (PID 1 of that namespace): takes new mount, network, IPC and UTS namespaces, mounts a fresh ``tmpfs``
-  on ``/tmp`` (with the student's home) and a fresh ``/proc``, removes ``/zygote`` from its view,
+  on ``/tmp`` (with the student's home, and the sandbox's read-only binds below ``/tmp`` carried over: see
+  :func:`fresh_tmp`) and a fresh ``/proc``, removes ``/zygote`` from its view,
   drops every capability from the bounding set, switches to the slot's unprivileged user with no groups and sets
   ``no_new_privs``; then forks the runner, forwards the interrupt to it, and ends with its status, which ends
   every process left in the namespace;
@@ -30,6 +31,7 @@ it; the one place it can write (``/tmp``) is a ``tmpfs`` of its own mount namesp
 import ctypes
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -39,6 +41,7 @@ if __name__ == "__main__":  # run as a file in the sandbox: the folder above the
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SOCKET = "/zygote/socket"
+STAGE = "/tmp/.autograder-stage"  # where each submission's fresh /tmp is put together before it covers the old
 PRELOAD = (
     "IPython.core.interactiveshell",
     "IPython.utils.capture",
@@ -51,7 +54,8 @@ PRELOAD = (
 )
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x1000, 0x2000, 0x4000, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 WIRE_IN, WIRE_OUT = 3, 4  # the runner's descriptors for the wire
@@ -91,9 +95,7 @@ def _isolate(uid: int, tmp_mb: int) -> None:
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _check(_libc.umount2(b"/zygote", MNT_DETACH), "removing /zygote")
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(tmp_mb)}m,mode=1777")
-    os.mkdir("/tmp/home")
-    os.chmod("/tmp/home", 0o777)
+    fresh_tmp(tmp_mb)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _loopback_up()
     with open("/proc/sys/kernel/cap_last_cap") as last:
@@ -106,6 +108,53 @@ def _isolate(uid: int, tmp_mb: int) -> None:
     _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the runner (same user) cannot trace its init
     if os.getresuid() != (uid, uid, uid) or _capabilities() != (0, 0):
         raise OSError("the submission's process could not drop its privileges")
+
+
+def _mounts_under(folder: str) -> list[tuple[str, set[str]]]:
+    """The mount points below ``folder`` (not below one another) with their options, from /proc/self/mountinfo."""
+    below = lambda point, above: point == above or point.startswith(above.rstrip("/") + "/")  # noqa: E731
+    visible: list[tuple[str, set[str]]] = []
+    with open("/proc/self/mountinfo") as table:  # in the order they were mounted: a later one covers earlier ones
+        for line in table:
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            visible = [(p, o) for p, o in visible if not below(p, point)] + [(point, set(fields[5].split(",")))]
+    found = [(p, o) for p, o in visible if p not in (folder, STAGE) and below(p, folder)]
+    found.sort(key=lambda item: len(item[0]))
+    top: list[tuple[str, set[str]]] = []
+    for point, options in found:
+        if not any(below(point, above) for above, _ in top):
+            top.append((point, options))
+    return top
+
+
+def fresh_tmp(tmp_mb: int) -> None:
+    """A fresh ``tmpfs`` on ``/tmp`` (size ``tmp_mb``, mode 1777, with the student's home) in this process's own
+    mount namespace. What the sandbox bound below ``/tmp`` (a Python environment or course helpers that live there:
+    a cold sandbox binds them after its ``/tmp``) is carried over, recursively and with its read-only, nosuid,
+    nodev and noexec flags; nothing else of the old ``/tmp`` is in reach. The new ``/tmp`` is put together at
+    ``STAGE`` and then moved over the old one."""
+    carried = _mounts_under("/tmp")
+    _mount("tmpfs", STAGE, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(tmp_mb)}m,mode=1777")
+    for point, options in carried:
+        target = STAGE + point[len("/tmp") :]
+        parts = target[len(STAGE) + 1 :].split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join([STAGE, *parts[:depth]])
+            if not os.path.isdir(parent):
+                os.mkdir(parent)
+                os.chmod(parent, 0o755)
+        if os.path.isdir(point):
+            os.mkdir(target)
+        else:
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+        _mount(point, target, None, MS_BIND | MS_REC)
+        flags = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
+        kept = sum(flag for name, flag in flags.items() if name in options)
+        _mount(None, target, None, MS_REMOUNT | MS_BIND | kept)
+    _mount(STAGE, "/tmp", None, MS_MOVE)
+    os.mkdir("/tmp/home")
+    os.chmod("/tmp/home", 0o777)
 
 
 def _capabilities() -> tuple[int, int]:
@@ -150,12 +199,20 @@ def _become_runner(fds: list[int], request: dict) -> None:
     runner.main()
 
 
+def _needed() -> list[str]:
+    """What the runner must still reach once its /tmp is fresh: the interpreter, its environment and the code."""
+    import autograder.sandbox
+
+    return [sys.executable, sys.prefix, os.path.dirname(autograder.sandbox.__file__)]
+
+
 def _probe_report() -> None:
     effective, bounding = _capabilities()
     facts = {
         "pid": os.getpid(), "uid": os.getresuid(), "gid": os.getresgid(), "groups": os.getgroups(),
         "effective": effective, "bounding": bounding, "tmp": sorted(os.listdir("/tmp")),
         "zygote": os.path.exists(SOCKET), "pids": sorted(p for p in os.listdir("/proc") if p.isdigit()),
+        "unreachable": [path for path in _needed() if not os.path.exists(path)],
     }  # fmt: skip
     with open(WIRE_OUT, "w", closefd=False) as out:
         out.write(json.dumps(facts) + "\n")
@@ -290,7 +347,8 @@ def probe(uid: int, server: socket.socket, closing: list[int]) -> str | None:
         os.waitpid(holder, 0)
     want = {
         "pid": 2, "uid": [uid] * 3, "gid": [uid] * 3, "groups": [], "effective": 0, "bounding": 0,
-        "tmp": ["home"], "zygote": False, "pids": ["1", "2"],
+        "tmp": sorted({"home"} | {point.split("/")[2] for point, _ in _mounts_under("/tmp")}),
+        "zygote": False, "pids": ["1", "2"], "unreachable": [],
     }  # fmt: skip
     wrong = {k: facts.get(k) for k, v in want.items() if facts.get(k) != v}
     if started != b"started\n" or ended != b"exit 0\n" or wrong:
@@ -317,6 +375,7 @@ def main() -> int:
     if _threads() != 1:  # forking a process with threads can copy a held lock: refuse, the grader goes cold
         say({"error": f"the warm sandbox has {_threads()} threads after its imports"})
         return 1
+    os.mkdir(STAGE, 0o700)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(SOCKET)
     os.chmod(SOCKET, 0o600)

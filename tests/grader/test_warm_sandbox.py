@@ -14,6 +14,9 @@ import json
 import pathlib
 import re
 import secrets
+import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -218,3 +221,59 @@ def test_without_a_warm_sandbox_a_cold_one_runs_and_says_why(tmp_path):
         reply = sandbox.run_cell("import os; print(os.getuid())", report=True, timeout=30, doing="cell 1")
     assert sandbox.mode.startswith("cold: the warm sandbox could not be used")
     assert reply["outputs"][0]["text"].strip() == str(isolation.SLOT_UID_BASE + 7)
+
+
+FRESH_TMP = r"""
+import json, os, stat, subprocess, sys
+sys.path.insert(0, @REPO@)
+from autograder.sandbox import zygote
+
+def sh(*args):
+    subprocess.run(args, check=True)
+
+sh("mount", "-t", "tmpfs", "tmpfs", "/tmp")  # a /tmp of this private mount namespace, as bwrap gives the zygote
+os.makedirs("/tmp/checkout/.venv/lib/masked")
+with open("/tmp/checkout/.venv/lib/site.py", "w") as f:
+    f.write("x = 1")
+with open("/tmp/leftover", "w") as f:
+    f.write("from an earlier submission")
+sh("mount", "--bind", "/tmp/checkout/.venv", "/tmp/checkout/.venv")  # as bwrap binds an environment below /tmp
+sh("mount", "-o", "remount,bind,ro,nosuid,nodev", "/tmp/checkout/.venv")
+sh("mount", "-t", "tmpfs", "tmpfs", "/tmp/checkout/.venv/lib/masked")  # a nested mount, like the data masks
+os.mkdir(zygote.STAGE, 0o700)
+zygote.fresh_tmp(1)
+try:
+    open("/tmp/checkout/.venv/lib/new.py", "w")
+    writable = True
+except OSError:
+    writable = False
+options = {l.split()[4]: l.split()[5] for l in open("/proc/self/mountinfo")}
+print(json.dumps({
+    "tmp": sorted(os.listdir("/tmp")),
+    "site": open("/tmp/checkout/.venv/lib/site.py").read(),
+    "writable": writable,
+    "masked": os.path.ismount("/tmp/checkout/.venv/lib/masked"),
+    "options": options.get("/tmp/checkout/.venv", ""),
+    "modes": [oct(stat.S_IMODE(os.stat(p).st_mode)) for p in ("/tmp", "/tmp/home", "/tmp/checkout")],
+}))
+"""
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare(1) to make a private mount namespace")
+def test_a_fresh_tmp_keeps_what_the_sandbox_bound_below_tmp_and_nothing_else():
+    """A course or Python environment that lives below /tmp is bound there in the sandbox (a cold sandbox binds it
+    after its own /tmp): a submission's fresh /tmp must carry it over, read-only, and drop everything else."""
+    repo = str(pathlib.Path(__file__).resolve().parents[2])
+    script = FRESH_TMP.replace("@REPO@", repr(repo))
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", script],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["tmp"] == ["checkout", "home"]  # the leftover is gone, the checkout is there
+    assert seen["site"] == "x = 1"
+    assert not seen["writable"]
+    assert {"ro", "nosuid", "nodev"} <= set(seen["options"].split(","))
+    assert seen["masked"]
+    assert seen["modes"] == ["0o1777", "0o777", "0o755"]
