@@ -277,3 +277,23 @@ def test_a_fresh_tmp_keeps_what_the_sandbox_bound_below_tmp_and_nothing_else():
     assert {"ro", "nosuid", "nodev"} <= set(seen["options"].split(","))
     assert seen["masked"]
     assert seen["modes"] == ["0o1777", "0o777", "0o755"]
+
+
+def test_a_warm_sandbox_that_cannot_isolate_a_child_is_not_used(monkeypatch):
+    """Without CAP_SYS_ADMIN the warm sandbox cannot give a child namespaces of its own: its probe must see that,
+    and the grader must not use it (the slot's submissions start cold, and the log says why)."""
+    from autograder.grading.nbgrader_run import grading_env
+    from autograder.sandbox import datasets, process
+
+    env = grading_env(True)
+    env[datasets.ENV] = str(datasets.training_splits(env))
+    monkeypatch.setattr(process, "ZYGOTE_CAPS", tuple(c for c in process.ZYGOTE_CAPS if c != "CAP_SYS_ADMIN"))
+    monkeypatch.setattr(warm, "_WARM", {})
+    monkeypatch.setattr(warm, "_FAILED", {})
+    said: list[str] = []
+    try:
+        assert warm.socket_for(env, 6, log=said.append) is None
+        assert warm.socket_for(env, 6, log=said.append) is None  # not tried again
+    finally:
+        warm.close_all()
+    assert len(said) == 1 and said[0].startswith("no warm sandbox (the isolated child"), said
