@@ -147,6 +147,7 @@ def test_activation_derivatives_match_tensorflow(ns):
         "ReLU": tf.nn.relu,
         "leaky ReLU (alpha = 0.1)": lambda t: tf.nn.leaky_relu(t, alpha=0.1),
         "swish (beta = 1)": tf.nn.silu,
+        "ELU (alpha = 1)": tf.nn.elu,
     }
     assert set(ns["ACTIVATIONS"]) == set(references)
     for name, (fn, grad_fn) in ns["ACTIVATIONS"].items():
@@ -170,3 +171,101 @@ def test_activation_facts_the_lecture_states(ns):
     assert swish.min() == pytest.approx(-0.2785, abs=1e-4)
     assert z[np.argmin(swish)] == pytest.approx(-1.2785, abs=1e-3)
     assert np.all(swish[z < 0] < 0)  # the slide's "nonnegative everywhere" is wrong
+
+
+def test_elu_against_keras_for_another_alpha_and_the_facts_the_lecture_states(ns):
+    import keras
+    import tensorflow as tf
+
+    z = np.linspace(-8, 8, 161)
+    z = z[np.abs(z) > 1e-9]
+    z_var = tf.Variable(z)
+    with tf.GradientTape() as tape:
+        out = keras.activations.elu(z_var, alpha=0.5)
+    np.testing.assert_allclose(ns["elu"](z, alpha=0.5), out.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ns["elu_grad"](z, alpha=0.5), tape.gradient(out, z_var).numpy(), atol=1e-12)
+    assert ns["elu"](-30.0) == pytest.approx(-1.0)  # saturates at -alpha
+    assert ns["elu_grad"](-1e-9) == pytest.approx(1.0) and ns["elu_grad"](1e-9) == 1.0  # continuous at 0
+    assert ns["elu_grad"](-1e-9, alpha=0.5) == pytest.approx(0.5)  # a jump for another alpha
+    # mean output for standard-normal inputs, against the closed forms:
+    # E[ELU] = phi(0) + e^(1/2) Phi(-1) - 1/2 and E[ReLU] = phi(0)
+    phi0 = 1 / math.sqrt(2 * math.pi)
+    big_phi = 0.5 * (1 + math.erf(-1 / math.sqrt(2)))
+    grid = np.linspace(-12, 12, 240_001)
+    density = np.exp(-(grid**2) / 2) * phi0
+    assert np.trapezoid(ns["elu"](grid) * density, grid) == pytest.approx(phi0 + math.exp(0.5) * big_phi - 0.5)
+    assert np.trapezoid(ns["relu"](grid) * density, grid) == pytest.approx(phi0)
+
+
+def test_maxout_special_cases_backward_and_keras_layer(ns):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(300, 5))
+    w, b = rng.normal(size=(5, 6)), rng.normal(size=6)
+    forward = ns["maxout_forward"]
+    z = x @ w + b
+    relu_out, _ = forward(x, np.stack([w, 0 * w]), np.stack([b, 0 * b]))
+    np.testing.assert_allclose(relu_out, np.maximum(z, 0), atol=1e-12)
+    leaky_out, _ = forward(x, np.stack([w, 0.2 * w]), np.stack([b, 0.2 * b]))
+    np.testing.assert_allclose(leaky_out, np.where(z > 0, z, 0.2 * z), atol=1e-12)
+    abs_out, _ = forward(x, np.stack([w, -w]), np.stack([b, -b]))
+    np.testing.assert_allclose(abs_out, np.abs(z), atol=1e-12)
+
+    kernel, bias = rng.normal(size=(4, 5, 6)), rng.normal(size=(4, 6))
+    upstream = rng.normal(size=(300, 6))
+    x_var, k_var, b_var = tf.Variable(x), tf.Variable(kernel), tf.Variable(bias)
+    with tf.GradientTape() as tape:  # an independent maxout: the max of the pieces, by TensorFlow
+        pieces = tf.einsum("bi,kiu->bku", x_var, k_var) + b_var
+        loss = tf.reduce_sum(tf.reduce_max(pieces, axis=1) * upstream)
+    out, winner = forward(x, kernel, bias)
+    np.testing.assert_allclose(out, tf.reduce_max(pieces, axis=1).numpy(), atol=1e-12)
+    grads = ns["maxout_backward"](x, kernel, winner, upstream)
+    for mine, theirs in zip(grads, tape.gradient(loss, [x_var, k_var, b_var])):
+        np.testing.assert_allclose(mine, theirs.numpy(), atol=1e-10)
+
+    layer = ns["Maxout"](6, pieces=4)
+    layer.build((None, 5))
+    layer.set_weights([kernel, bias])
+    np.testing.assert_allclose(layer(x.astype("float32")).numpy(), out, atol=1e-4)
+    assert layer.count_params() == 4 * (5 * 6 + 6)
+    assert ns["Maxout"].from_config(layer.get_config()).pieces == 4
+
+
+def test_losses_against_keras_and_their_gradients(ns):
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(12)
+    q, y = rng.dirichlet(np.ones(6), size=50), np.eye(6)[rng.integers(0, 6, size=50)]
+    keras_ce = keras.losses.CategoricalCrossentropy(reduction=None)(y, q).numpy()
+    np.testing.assert_allclose(ns["cross_entropy"](q, y), keras_ce, rtol=1e-5)
+    np.testing.assert_allclose(ns["cross_entropy"](q, y), -np.log(q[y == 1]), rtol=1e-12)
+    pred, target = rng.normal(scale=3.0, size=(50, 4)), rng.normal(size=(50, 4))
+    mse = keras.losses.MeanSquaredError(reduction=None)(target, pred).numpy()
+    np.testing.assert_allclose(ns["squared_error"](pred, target), mse * 4 / 2, rtol=1e-5)
+    huber = keras.losses.Huber(delta=1.0, reduction=None)(target, pred).numpy()
+    np.testing.assert_allclose(ns["smooth_l1"](pred, target), huber * 4, rtol=1e-5)
+
+    pred_var = tf.Variable(pred)
+    with tf.GradientTape(persistent=True) as tape:
+        l2 = tf.reduce_sum(0.5 * (target - pred_var) ** 2)
+        smooth = keras.losses.Huber(delta=1.0, reduction="sum")(target, pred_var) * 4
+    np.testing.assert_allclose(tape.gradient(l2, pred_var).numpy(), pred - target, atol=1e-12)  # q - y
+    np.testing.assert_allclose(tape.gradient(smooth, pred_var).numpy(), np.clip(pred - target, -1, 1), atol=1e-5)
+
+
+def test_squared_emd_grows_with_the_distance_of_the_mistake_where_cross_entropy_cannot(ns):
+    emd, ce = ns["squared_emd"], ns["cross_entropy"]
+    eye = np.eye(7)
+    for true in range(7):
+        for guess in range(7):
+            assert emd(eye[guess], eye[true]) == pytest.approx(abs(guess - true))
+    rng = np.random.default_rng(13)
+    p, r = rng.dirichlet(np.ones(7), size=2)
+    by_hand = sum((sum(p[: k + 1]) - sum(r[: k + 1])) ** 2 for k in range(7))
+    assert emd(p, r) == pytest.approx(by_hand) and emd(p, r) == pytest.approx(emd(r, p))
+    true, near, far = ns["ORDERED_TRUE"], ns["NEAR_MISS"], ns["FAR_MISS"]
+    assert near[np.argmax(true)] == far[np.argmax(true)]  # the same probability for the true class
+    assert ce(near, true) == pytest.approx(ce(far, true))
+    assert emd(near, true) == pytest.approx(0.505) and emd(far, true) == pytest.approx(0.925)
