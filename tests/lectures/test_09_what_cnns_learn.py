@@ -131,3 +131,34 @@ def test_applications_section_is_there_and_cited():
     assert {"ren2015", "farabet2013", "long2015", "gatys2016", "johnson2016"} <= keys
     for key in keys:
         assert f"{{{key}," in bib, key
+
+
+def test_gram_matrix_is_the_channels_products_averaged_over_positions(lecture):
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(6, 5, 4))
+    gram = lecture["gram_matrix"](maps)
+    expected = np.einsum("hwc,hwd->cd", maps, maps) / 30
+    np.testing.assert_allclose(gram, expected, atol=1e-12)
+    np.testing.assert_allclose(gram, gram.T, atol=1e-12)
+    assert np.linalg.eigvalsh(gram).min() > -1e-12  # positive semi-definite
+    shuffled = rng.permutation(maps.reshape(30, 4)).reshape(6, 5, 4)  # the same values at other positions
+    np.testing.assert_allclose(lecture["gram_matrix"](shuffled), gram, atol=1e-12)
+
+
+def test_a_shift_changes_the_maps_much_more_than_their_gram_matrices(lecture, untrained):
+    """The lecture's claim, on an untrained model and the course's image data: rolling the image by 5 pixels
+    changes every conv layer's maps by far more (relatively) than their Gram matrices."""
+    import cnnbook
+
+    (x_train, _), _ = cnnbook.data.load("cifar10")
+    probe, gram = lecture["intermediate_model"](untrained), lecture["gram_matrix"]
+    for index in range(4):
+        image = x_train[index].astype("float32") / 255.0
+        shifted = np.roll(image, (5, 5), axis=(0, 1))
+        for name, a, b in zip(lecture["LAYER_NAMES"], probe(image[None]), probe(shifted[None])):
+            if not name.startswith("conv"):
+                continue
+            a, b = np.asarray(a[0]), np.asarray(b[0])
+            maps_change = np.linalg.norm(b - a) / np.linalg.norm(a)
+            gram_change = np.linalg.norm(gram(b) - gram(a)) / np.linalg.norm(gram(a))
+            assert maps_change > 0.1 and gram_change < 0.6 * maps_change, (index, name, maps_change, gram_change)
