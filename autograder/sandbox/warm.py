@@ -11,6 +11,7 @@ and not tried again by this process.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import select
@@ -29,13 +30,39 @@ STARTUP_TIMEOUT = 300  # seconds it may take to import TensorFlow and prove its 
 KEPT = max(2, os.cpu_count() or 2)
 
 
+PREFIX = "autograder-warm-"  # then the grading process's PID and the slot: autograder-warm-PID-SLOT-random
+
+
+def sweep(folder: str | None = None) -> list[str]:
+    """Remove the socket folders that graders which were killed (and so could not close their warm sandboxes) left
+    in the temporary folder: those whose grading process is gone. Returns what it removed."""
+    removed = []
+    folder = folder or tempfile.gettempdir()
+    for path in glob.glob(os.path.join(folder, f"{PREFIX}*")):
+        parts = os.path.basename(path)[len(PREFIX) :].split("-")  # PID, slot, mkdtemp's letters (never a "-")
+        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+            continue
+        if not os.path.isdir(path) or os.path.islink(path) or os.stat(path).st_uid != os.geteuid():
+            continue
+        owner = parts[0]
+        try:
+            os.kill(int(owner), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:  # alive (another user's process), or not ours to ask about
+            pass
+    return removed
+
+
 class WarmSandbox:
     """A running warm sandbox: ``python zygote.py`` in bubblewrap, with its socket in a folder only root enters."""
 
     def __init__(self, env: dict[str, str], slot: int):
         self.slot = slot
         self.problem: str | None = None
-        self.folder = tempfile.mkdtemp(prefix=f"autograder-warm-{slot}-")  # 0700: root only
+        sweep()
+        self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{slot}-")  # 0700: root only
         self.socket = os.path.join(self.folder, "socket")
         sandbox = Sandbox(env, Limits(), slot)
         zenv = sandbox._environment("/tmp/home")

@@ -11,6 +11,7 @@ unprivileged uid, no capabilities), and the reference must keep full marks.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import secrets
@@ -297,3 +298,16 @@ def test_a_warm_sandbox_that_cannot_isolate_a_child_is_not_used(monkeypatch):
     finally:
         warm.close_all()
     assert len(said) == 1 and said[0].startswith("no warm sandbox (the isolated child"), said
+
+
+def test_socket_folders_of_killed_graders_are_swept_and_live_ones_kept(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its PID now names no process: a grader that was killed
+    dead = tmp_path / f"{warm.PREFIX}{gone.pid}-1-abcd1234"
+    live = tmp_path / f"{warm.PREFIX}{os.getpid()}-1-efgh5678"
+    other = tmp_path / f"{warm.PREFIX}{gone.pid}-abcd1234"  # not a name this grader makes: left alone
+    for folder in (dead, live, other):
+        folder.mkdir(mode=0o700)
+        (folder / "socket").touch()
+    assert warm.sweep(str(tmp_path)) == [str(dead)]
+    assert not dead.exists() and live.exists() and other.exists()
