@@ -44,9 +44,8 @@ def sweep(folder: str | None = None) -> list[str]:
             continue
         if not os.path.isdir(path) or os.path.islink(path) or os.stat(path).st_uid != os.geteuid():
             continue
-        owner = parts[0]
         try:
-            os.kill(int(owner), 0)
+            os.kill(int(parts[0]), 0)
         except ProcessLookupError:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)

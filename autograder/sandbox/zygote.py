@@ -57,6 +57,7 @@ CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x1000, 0x2000, 0x4000, 1 << 18
 MNT_DETACH = 2
+KEPT_FLAGS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}  # by mountinfo's names
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 WIRE_IN, WIRE_OUT = 3, 4  # the runner's descriptors for the wire
 
@@ -139,7 +140,7 @@ def fresh_tmp(tmp_mb: int) -> None:
     for point, options in carried:
         target = STAGE + point[len("/tmp") :]
         parts = target[len(STAGE) + 1 :].split("/")
-        for depth in range(1, len(parts)):
+        for depth in range(1, len(parts)):  # the folders above it, 0755 as bubblewrap makes them
             parent = "/".join([STAGE, *parts[:depth]])
             if not os.path.isdir(parent):
                 os.mkdir(parent)
@@ -149,8 +150,7 @@ def fresh_tmp(tmp_mb: int) -> None:
         else:
             os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
         _mount(point, target, None, MS_BIND | MS_REC)
-        flags = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
-        kept = sum(flag for name, flag in flags.items() if name in options)
+        kept = sum(flag for name, flag in KEPT_FLAGS.items() if name in options)
         _mount(None, target, None, MS_REMOUNT | MS_BIND | kept)
     _mount(STAGE, "/tmp", None, MS_MOVE)
     os.mkdir("/tmp/home")
